@@ -1,0 +1,1 @@
+//! Verifying what the log publishes: receipts (tlog-proof) and whole logs.

@@ -1,0 +1,17 @@
+//! Urna: a vote-submission endpoint whose every accepted ballot lands in a public,
+//! append-only Merkle log.
+//!
+//! The modules, in the order a ballot meets them (DESIGN §1):
+//!
+//! - [`edge`]   — L1–L4: listener, TLS, HTTP limits and admission control.
+//! - [`ballot`] — L5–L6: the wire format, the voter roll, the revote rules, signatures.
+//! - [`log`]    — L7: segments and fsync, the sequencer, the RFC 6962 tree and its tiles,
+//!   signed checkpoints and receipts.
+//! - [`audit`]  — the other side of the log: verifying receipts and whole logs from their
+//!   public files.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod ballot;
+pub mod edge;
+pub mod log;

@@ -1,0 +1,1 @@
+//! L7: the Merkle-logged, append-only ballot store.
