@@ -1,0 +1,175 @@
+//! L6: signature verification, the hot path. The one rule, shared by the server and the
+//! auditor (docs/PROTOCOL.md §Signatures):
+//!
+//! - **Ed25519: ZIP-215** (via `ed25519-consensus`). `S` must be canonical (`S < ℓ`); `A`
+//!   and `R` may be any encoding that decompresses, canonical or not; the check is the
+//!   cofactored equation `[8][S]B = [8]R + [8][k]A` with `k = SHA-512(R ‖ A ‖ M)` over the
+//!   encodings as sent. Chosen because under it single and batch verification accept exactly
+//!   the same signatures, so batching (3× cheaper here, see benches/ballot.rs) can never
+//!   change an answer. The roll refuses small-order and non-canonical keys (`roll.rs`), the
+//!   two cases where ZIP-215's leniency would matter.
+//! - **P-256**: ECDSA with SHA-256, `r‖s` fixed-width (ring's `ECDSA_P256_SHA256_FIXED`);
+//!   ring requires `0 < r, s < n` and a key on the curve.
+
+use ed25519_consensus::{batch, Signature, VerificationKey, VerificationKeyBytes};
+use rand::rngs::OsRng;
+use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+
+use super::error::BallotError;
+use super::wire::{ballot_digest, Ballot, BallotDigest, PublicKey};
+
+/// A ballot whose signature verified. Only this module can make one, so a function that
+/// takes a `VerifiedBallot` cannot be handed an unchecked ballot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedBallot {
+    ballot: Ballot,
+    digest: BallotDigest,
+}
+
+impl VerifiedBallot {
+    pub fn ballot(&self) -> &Ballot {
+        &self.ballot
+    }
+    /// See [`Ballot::digest`]; computed once during verification.
+    pub fn digest(&self) -> BallotDigest {
+        self.digest
+    }
+    pub fn into_ballot(self) -> Ballot {
+        self.ballot
+    }
+}
+
+/// Verify one signature over `message` under the rule above. Used by the server and by the
+/// auditor on decoded log entries.
+pub fn verify_signature(
+    key: &PublicKey,
+    message: &[u8],
+    sig: &[u8; 64],
+) -> Result<(), BallotError> {
+    let ok = match key {
+        PublicKey::Ed25519(k) => VerificationKey::try_from(*k)
+            .and_then(|vk| vk.verify(&Signature::from(*sig), message))
+            .is_ok(),
+        PublicKey::P256(k) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, k)
+            .verify(message, sig)
+            .is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(BallotError::BadSignature)
+    }
+}
+
+/// Verify one ballot.
+pub fn verify(ballot: Ballot) -> Result<VerifiedBallot, BallotError> {
+    let message = ballot.signed_message();
+    verify_signature(&ballot.key, &message, &ballot.sig)?;
+    let digest = ballot_digest(&message, &ballot.sig);
+    Ok(VerifiedBallot { ballot, digest })
+}
+
+/// Verify many ballots; result `i` belongs to ballot `i`.
+///
+/// Ed25519 ballots are checked together in one batch (one multiscalar multiplication). If
+/// the batch fails, each is re-checked alone, so a bad signature is attributed to its own
+/// ballot and never sinks its neighbours. That fallback costs a full single verification
+/// per ballot: a source that keeps sending bad signatures makes batches expensive, which is
+/// why the edge penalises such sources (DESIGN §1, L6). P-256 has no batch form and is
+/// verified one by one.
+pub fn verify_batch(ballots: Vec<Ballot>) -> Vec<Result<VerifiedBallot, BallotError>> {
+    let prepared: Vec<(Ballot, Vec<u8>)> = ballots
+        .into_iter()
+        .map(|b| {
+            let m = b.signed_message();
+            (b, m)
+        })
+        .collect();
+
+    let mut ed_batch = batch::Verifier::new();
+    let mut ed_count = 0usize;
+    for (b, m) in &prepared {
+        if let PublicKey::Ed25519(k) = &b.key {
+            ed_batch.queue((VerificationKeyBytes::from(*k), Signature::from(b.sig), m));
+            ed_count += 1;
+        }
+    }
+    let ed_all_good = ed_count > 0 && ed_batch.verify(OsRng).is_ok();
+    if ed_count > 0 && !ed_all_good {
+        metrics::counter!("urna_ballot_verify_batch_fallback_total").increment(1);
+    }
+
+    prepared
+        .into_iter()
+        .map(|(ballot, message)| {
+            let batched_ok = ed_all_good && matches!(ballot.key, PublicKey::Ed25519(_));
+            if !batched_ok {
+                verify_signature(&ballot.key, &message, &ballot.sig)?;
+            }
+            let digest = ballot_digest(&message, &ballot.sig);
+            Ok(VerifiedBallot { ballot, digest })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ballot::keys::VoterSecret;
+    use crate::ballot::wire::{parse_submission, Limits};
+
+    fn signed(secret: &VoterSecret, seq: u64) -> Ballot {
+        let json = secret.sign_submission("demo", seq, b"payload");
+        parse_submission(json.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    fn tamper(b: &Ballot) -> Ballot {
+        let mut t = b.clone();
+        t.sig[5] ^= 1;
+        t
+    }
+
+    #[test]
+    fn good_signatures_verify_for_both_algorithms() {
+        let mut rng = rand::thread_rng();
+        for s in [
+            VoterSecret::generate_ed25519(&mut rng),
+            VoterSecret::generate_p256().unwrap(),
+        ] {
+            let b = signed(&s, 1);
+            let v = verify(b.clone()).unwrap();
+            assert_eq!(v.digest(), b.digest());
+            assert_eq!(verify(tamper(&b)).unwrap_err().code(), "bad_signature");
+        }
+    }
+
+    #[test]
+    fn a_bad_signature_in_a_batch_is_attributed_to_its_own_ballot() {
+        let mut rng = rand::thread_rng();
+        let mut ballots = Vec::new();
+        for i in 0..20 {
+            let s = if i % 5 == 4 {
+                VoterSecret::generate_p256().unwrap()
+            } else {
+                VoterSecret::generate_ed25519(&mut rng)
+            };
+            ballots.push(signed(&s, 1));
+        }
+        ballots[3] = tamper(&ballots[3]);
+        ballots[9] = tamper(&ballots[9]);
+        let out = verify_batch(ballots.clone());
+        assert_eq!(out.len(), 20);
+        for (i, r) in out.iter().enumerate() {
+            if i == 3 || i == 9 {
+                assert_eq!(r.as_ref().unwrap_err().code(), "bad_signature", "{i}");
+            } else {
+                assert_eq!(r.as_ref().unwrap().ballot(), &ballots[i], "{i}");
+            }
+        }
+        // An all-good batch takes the fast path and accepts everything.
+        ballots[3] = signed(&VoterSecret::generate_ed25519(&mut rng), 2);
+        ballots[9] = signed(&VoterSecret::generate_ed25519(&mut rng), 2);
+        assert!(verify_batch(ballots).iter().all(|r| r.is_ok()));
+        assert!(verify_batch(Vec::new()).is_empty());
+    }
+}
