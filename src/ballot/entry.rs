@@ -77,6 +77,12 @@ impl LoggedBallot {
         )
     }
 
+    /// The entry bytes (same layout as [`encode_entry`]). For auditors and tests that
+    /// re-encode what they decoded; the sequencer encodes only verified ballots.
+    pub fn encode(&self) -> Vec<u8> {
+        encode_ballot(&self.ballot, self.received_ms)
+    }
+
     /// Same as [`Ballot::digest`].
     pub fn digest(&self) -> BallotDigest {
         ballot_digest(&self.ballot.signed_message(), &self.ballot.sig)
