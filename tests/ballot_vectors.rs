@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use urna::ballot::{
-    encode_entry, parse_submission, verify, verify_batch, verify_signature, Decision, Election,
-    Limits, PublicKey, RevotePolicy, Roll, VoterSecret, VoterStates,
+    decode_entry, encode_entry, parse_submission, verify, verify_batch, verify_signature, Decision,
+    Election, Entry, Limits, Manifest, PublicKey, RevotePolicy, Roll, VoterSecret, VoterStates,
 };
 
 #[derive(Deserialize)]
@@ -18,6 +18,13 @@ struct Vectors {
     roll_sha256: String,
     cases: Vec<Case>,
     rfc8032: Vec<Rfc>,
+    manifest: ManifestV,
+}
+
+#[derive(Deserialize)]
+struct ManifestV {
+    log_verifier_key: String,
+    hex: String,
 }
 
 #[derive(Deserialize)]
@@ -175,4 +182,20 @@ fn rfc8032_vectors_verify_and_sign_identically() {
         bad.push(0);
         assert!(verify_signature(&pk, &bad, &sig).is_err());
     }
+}
+
+#[test]
+fn manifest_bytes_match_the_independent_encoder() {
+    let v = load();
+    // The Python side built a real signed-note verifier key; the log's crate must accept it.
+    signed_note::StandardVerifier::new(&v.manifest.log_verifier_key).unwrap();
+    let s = states(&v);
+    let m = Manifest {
+        election: s.election().clone(),
+        roll_sha256: s.roll().sha256(),
+        log_verifier_key: v.manifest.log_verifier_key.clone(),
+    };
+    let bytes = m.encode().unwrap();
+    assert_eq!(to_hex(&bytes), v.manifest.hex);
+    assert_eq!(decode_entry(&bytes).unwrap(), Entry::Manifest(m));
 }

@@ -176,6 +176,20 @@ def main():
         assert k.sign(bytes.fromhex(msg)).hex() == sig
         rfc.append({"secret": sk, "public": pk, "message": msg, "signature": sig})
 
+    # The manifest (entry 0), from the layout table in docs/PROTOCOL.md, with a real
+    # signed-note verifier key: name+hex(key id)+base64(0x01 || key), key id = first 4
+    # bytes of SHA-256(name || "\n" || 0x01 || key).
+    log_name = "urna.example/demo-2026"
+    log_pub = Ed(bytes([0x4c]) * 32).pub
+    key_id = hashlib.sha256(log_name.encode() + b"\n\x01" + log_pub).digest()[:4]
+    vkey_b64 = base64.b64encode(b"\x01" + log_pub).decode()
+    vkey = f"{log_name}+{key_id.hex()}+{vkey_b64}"
+    roll_hash = hashlib.sha256(roll.encode()).digest()
+    manifest = (b"M" + bytes([len(ELECTION)]) + ELECTION.encode() + roll_hash
+                + bytes([1])  # revote last
+                + bytes([0b11]) + struct.pack(">QQ", OPENS_AT_MS, CLOSES_AT_MS)
+                + struct.pack(">H", len(vkey)) + vkey.encode())
+
     out = {
         "generator": "tests/vectors/gen.py (pyca/cryptography)",
         "election": {"id": ELECTION, "revote": "last",
@@ -185,6 +199,7 @@ def main():
         "roll_sha256": hashlib.sha256(roll.encode()).hexdigest(),
         "cases": cases,
         "rfc8032": rfc,
+        "manifest": {"log_verifier_key": vkey, "hex": manifest.hex()},
     }
     print(json.dumps(out, indent=1, ensure_ascii=True))
 
