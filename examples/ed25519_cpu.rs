@@ -1,0 +1,145 @@
+//! Ed25519 library choice, measured in on-CPU time rather than wall time.
+//!
+//! The dev machine is shared (load 3–7 on 2 cores while others compile), so criterion's
+//! wall-clock figures swing ±30% between runs. This runs the candidates interleaved, round
+//! after round, and charges each only the CPU time its thread actually ran
+//! (`/proc/thread-self/schedstat`, ns), then prints medians. Linux only.
+//!
+//!     cargo run --release --example ed25519_cpu
+//!
+//! The criterion bench (`benches/ballot.rs`) remains the record; this is the tie-breaker.
+
+use std::time::Instant;
+
+use rand::rngs::OsRng;
+use urna::ballot::VoterSecret;
+
+fn on_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+type Case = (Vec<u8>, [u8; 64], [u8; 32]);
+type Candidate = (&'static str, Box<dyn Fn(&[Case])>);
+
+fn main() {
+    const N: usize = 64;
+    const ROUNDS: usize = 30;
+    const REPS: usize = 10;
+    let mut rng = OsRng;
+    let cases: Vec<Case> = (0..N)
+        .map(|i| {
+            let s = VoterSecret::generate_ed25519(&mut rng);
+            let msg =
+                format!("urna/ballot/v1\nelection demo\nvoter ed25519 x\nseq {i}\npayload y\n")
+                    .into_bytes();
+            let sig = s.sign(&msg);
+            let pk: [u8; 32] = s.public_key().as_bytes().try_into().unwrap();
+            (msg, sig, pk)
+        })
+        .collect();
+
+    let candidates: Vec<Candidate> = vec![
+        (
+            "zebra (ZIP-215) batch64",
+            Box::new(|c: &[Case]| {
+                let mut v = ed25519_zebra::batch::Verifier::new();
+                for (m, s, k) in c {
+                    v.queue((
+                        ed25519_zebra::VerificationKeyBytes::from(*k),
+                        ed25519_zebra::Signature::from_bytes(s),
+                        m,
+                    ));
+                }
+                v.verify(rand::thread_rng()).unwrap();
+            }),
+        ),
+        (
+            "consensus (ZIP-215) batch64",
+            Box::new(|c: &[Case]| {
+                let mut v = ed25519_consensus::batch::Verifier::new();
+                for (m, s, k) in c {
+                    v.queue((
+                        ed25519_consensus::VerificationKeyBytes::from(*k),
+                        ed25519_consensus::Signature::from(*s),
+                        m,
+                    ));
+                }
+                v.verify(rand::thread_rng()).unwrap();
+            }),
+        ),
+        (
+            "dalek verify_batch64 (keys decoded inside)",
+            Box::new(|c: &[Case]| {
+                let msgs: Vec<&[u8]> = c.iter().map(|x| x.0.as_slice()).collect();
+                let sigs: Vec<_> = c
+                    .iter()
+                    .map(|x| ed25519_dalek::Signature::from_bytes(&x.1))
+                    .collect();
+                let keys: Vec<_> = c
+                    .iter()
+                    .map(|x| ed25519_dalek::VerifyingKey::from_bytes(&x.2).unwrap())
+                    .collect();
+                ed25519_dalek::verify_batch(&msgs, &sigs, &keys).unwrap();
+            }),
+        ),
+        (
+            "zebra (ZIP-215) single x64",
+            Box::new(|c: &[Case]| {
+                for (m, s, k) in c {
+                    ed25519_zebra::VerificationKey::try_from(*k)
+                        .unwrap()
+                        .verify(&ed25519_zebra::Signature::from_bytes(s), m)
+                        .unwrap();
+                }
+            }),
+        ),
+        (
+            "ring single x64",
+            Box::new(|c: &[Case]| {
+                for (m, s, k) in c {
+                    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, k)
+                        .verify(m, s)
+                        .unwrap();
+                }
+            }),
+        ),
+        (
+            "dalek verify_strict single x64",
+            Box::new(|c: &[Case]| {
+                for (m, s, k) in c {
+                    ed25519_dalek::VerifyingKey::from_bytes(k)
+                        .unwrap()
+                        .verify_strict(m, &ed25519_dalek::Signature::from_bytes(s))
+                        .unwrap();
+                }
+            }),
+        ),
+    ];
+
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); candidates.len()];
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        for (i, (_, f)) in candidates.iter().enumerate() {
+            let t0 = on_cpu_ns();
+            for _ in 0..REPS {
+                f(&cases);
+            }
+            let ns = (on_cpu_ns() - t0) as f64 / (REPS * N) as f64;
+            samples[i].push(ns);
+        }
+    }
+    println!(
+        "{ROUNDS} interleaved rounds x {REPS} reps x {N} signatures, {:.1} s wall",
+        start.elapsed().as_secs_f64()
+    );
+    for (i, (name, _)) in candidates.iter().enumerate() {
+        let s = &mut samples[i];
+        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let med = s[s.len() / 2];
+        println!("{name:<45} median {:>6.2} µs CPU/signature = {:>6.0} verified/s per core (min {:.2}, max {:.2})",
+            med / 1000.0, 1e9 / med, s[0] / 1000.0, s[s.len() - 1] / 1000.0);
+    }
+}
