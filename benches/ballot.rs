@@ -58,13 +58,16 @@ fn setup() -> Setup {
     }
     let roll = Arc::new(Roll::parse(text.as_bytes(), text.len() as u64).unwrap());
     let election = Election::new("demo-2026", RevotePolicy::Last, None, None).unwrap();
-    let states = VoterStates::new(roll, election);
+    let mut states = VoterStates::new(roll, election);
     let mut payload = vec![0u8; PAYLOAD_BYTES];
     rng.fill_bytes(&mut payload);
-    let bodies = voters
+    let bodies: Vec<String> = voters
         .iter()
         .map(|v| v.sign_submission("demo-2026", 1, &payload))
         .collect();
+    // Voter 1 has already voted: resubmitting the same body is an identical repeat.
+    let logged = verify(parse(&bodies[1])).unwrap();
+    states.admit(&logged, 0, 1).unwrap();
     Setup {
         states,
         voters,
@@ -95,6 +98,14 @@ fn bench_l5(c: &mut Criterion, s: &Setup) {
     let ballot = parse(ed_body);
     g.bench_function("rule_check_precheck", |b| {
         b.iter(|| s.states.precheck(black_box(&ballot), 0).unwrap())
+    });
+    let repeat = parse(&s.bodies[1]);
+    g.bench_function("rule_check_precheck_repeat", |b| {
+        b.iter(|| s.states.precheck(black_box(&repeat), 0).unwrap())
+    });
+    let verified = verify(ballot.clone()).unwrap();
+    g.bench_function("rule_check_decide", |b| {
+        b.iter(|| s.states.decide(black_box(&verified), 0))
     });
     // The whole of L5 for one ballot: parse, election, roll lookup, window, seq rule.
     g.bench_function("parse_lookup_rule", |b| {

@@ -27,8 +27,10 @@ impl RevotePolicy {
 }
 
 /// The election, as configured (`[election]` in urna.toml).
+/// Deserialized through [`ElectionConfig`] (`deny_unknown_fields`), then checked: a typo'd
+/// key or an empty window is a startup error, not a silently open election.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "ElectionConfig")]
+#[serde(try_from = "ElectionConfig")]
 pub struct Election {
     id: String,
     revote: RevotePolicy,
