@@ -105,6 +105,10 @@ struct Step {
 struct Model {
     /// voter → (seq, payload, index) of the last logged ballot
     last: HashMap<usize, (u64, u8, u64)>,
+    /// voter → ballots logged
+    count: HashMap<usize, u32>,
+    /// most ballots per voter
+    cap: u32,
 }
 
 impl Model {
@@ -114,20 +118,28 @@ impl Model {
         s: &Step,
         next: u64,
     ) -> Result<Option<u64>, &'static str> {
-        match (self.last.get(&s.voter), policy) {
+        let count = self.count.get(&s.voter).copied().unwrap_or(0);
+        let out = match (self.last.get(&s.voter), policy) {
             (None, _) => {
                 self.last.insert(s.voter, (s.seq, s.payload, next));
                 Ok(None)
             }
             (Some(&(seq, p, i)), _) if seq == s.seq && p == s.payload => Ok(Some(i)),
             (Some(_), RevotePolicy::None) => Err("already_voted"),
+            (Some(&(seq, _, _)), RevotePolicy::Last) if s.seq > seq && count >= self.cap => {
+                Err("too_many_ballots")
+            }
             (Some(&(seq, _, _)), RevotePolicy::Last) if s.seq > seq => {
                 self.last.insert(s.voter, (s.seq, s.payload, next));
                 Ok(None)
             }
             (Some(&(seq, _, _)), RevotePolicy::Last) if s.seq == seq => Err("conflict"),
             (Some(_), RevotePolicy::Last) => Err("stale_seq"),
+        };
+        if out == Ok(None) {
+            self.count.insert(s.voter, count + 1);
         }
+        out
     }
 }
 
@@ -151,16 +163,18 @@ proptest! {
     #[test]
     fn random_submissions_end_in_the_state_the_model_predicts(
         last_policy in any::<bool>(),
+        cap in 1u32..5,
         steps in prop::collection::vec(
-            (0..VOTERS, 1u64..5, 0u8..3).prop_map(|(voter, seq, payload)| Step { voter, seq, payload }),
+            (0..VOTERS, 1u64..7, 0u8..3).prop_map(|(voter, seq, payload)| Step { voter, seq, payload }),
             0..40,
         ),
     ) {
         let policy = if last_policy { RevotePolicy::Last } else { RevotePolicy::None };
         let (secrets, roll) = voters();
         let election = Election::new("e", policy, None, None).unwrap();
-        let mut states = VoterStates::new(roll.clone(), election.clone());
-        let mut model = Model::default();
+        let mut states =
+            VoterStates::new(roll.clone(), election.clone()).with_max_ballots_per_voter(cap);
+        let mut model = Model { cap, ..Model::default() };
         let mut log: Vec<Vec<u8>> = vec![b"manifest placeholder".to_vec()];
         for s in &steps {
             let next = log.len() as u64;
@@ -180,8 +194,11 @@ proptest! {
         }
         for (v, secret) in secrets.iter().enumerate() {
             let id = roll.lookup(&secret.public_key()).unwrap();
-            let got = states.last(id).map(|r| (r.seq, r.index));
-            let want = model.last.get(&v).map(|&(seq, _, i)| (seq, i));
+            let got = states.last(id).map(|r| (r.seq, r.index, r.count));
+            let want = model
+                .last
+                .get(&v)
+                .map(|&(seq, _, i)| (seq, i, model.count[&v]));
             prop_assert_eq!(got, want);
         }
         // Replaying the log (after a manifest) rebuilds exactly this state.

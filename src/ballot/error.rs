@@ -41,6 +41,10 @@ pub enum BallotError {
     /// repeat of it.
     #[error("this voter has already voted")]
     AlreadyVoted,
+    /// Revote `last`: the voter already has the configured most ballots logged. Bounds how
+    /// much log one eligible key can write (each revote is a new entry of up to ~16 KiB).
+    #[error("this voter already has {max} ballots logged, the most allowed")]
+    TooManyBallots { max: u32 },
     /// The signature does not verify against the voter key over the signed message.
     #[error("signature does not verify")]
     BadSignature,
@@ -59,6 +63,7 @@ impl BallotError {
             BallotError::StaleSeq { .. } => "stale_seq",
             BallotError::Conflict { .. } => "conflict",
             BallotError::AlreadyVoted => "already_voted",
+            BallotError::TooManyBallots { .. } => "too_many_ballots",
             BallotError::BadSignature => "bad_signature",
         }
     }
@@ -75,12 +80,13 @@ impl BallotError {
             BallotError::StaleSeq { .. } => 409,
             BallotError::Conflict { .. } => 409,
             BallotError::AlreadyVoted => 409,
+            BallotError::TooManyBallots { .. } => 429,
             BallotError::BadSignature => 422,
         }
     }
 
     /// Every code, for docs and for metrics pre-registration.
-    pub const ALL_CODES: [&'static str; 10] = [
+    pub const ALL_CODES: [&'static str; 11] = [
         "malformed",
         "too_large",
         "wrong_election",
@@ -90,6 +96,7 @@ impl BallotError {
         "stale_seq",
         "conflict",
         "already_voted",
+        "too_many_ballots",
         "bad_signature",
     ];
 

@@ -24,8 +24,8 @@ use super::roll::{Roll, VoterId};
 use super::verify::VerifiedBallot;
 use super::wire::{Ballot, BallotDigest};
 
-/// One voter's last logged ballot. 32 bytes a voter (8 seq + 8 index + 16 digest): 320 MB
-/// for a 10M-voter roll, allocated once at startup, so the state can never grow past the
+/// One voter's last logged ballot. 40 bytes a voter (8 seq + 8 index + 16 digest + 4 count,
+/// padded to 8): 400 MB for a 10M-voter roll, allocated once at startup, so the state can never grow past the
 /// roll whatever the network sends. The digest is what lets an identical repeat be answered
 /// with its original index without reading the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +36,14 @@ pub struct VoterRecord {
     pub index: u64,
     /// [`Ballot::digest`] of that ballot.
     pub digest: BallotDigest,
+    /// How many ballots this voter has logged (for `max_ballots_per_voter`).
+    pub count: u32,
 }
+
+/// Default for [`VoterStates::with_max_ballots_per_voter`]: generous for honest revoting
+/// (a coerced voter revotes a handful of times), small enough that one key cannot turn the
+/// log into its own storage.
+pub const DEFAULT_MAX_BALLOTS_PER_VOTER: u32 = 32;
 
 /// What L5 may do with a ballot before its signature is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +95,9 @@ pub struct VoterStates {
     roll: Arc<Roll>,
     election: Election,
     records: Vec<VoterRecord>,
+    /// Most ballots one voter may have logged under revote `last`. Without it one eligible
+    /// key could append entries (up to ~16 KiB each) for as long as the election runs.
+    max_ballots_per_voter: u32,
 }
 
 impl VoterStates {
@@ -98,7 +108,16 @@ impl VoterStates {
             roll,
             election,
             records,
+            max_ballots_per_voter: DEFAULT_MAX_BALLOTS_PER_VOTER,
         }
+    }
+
+    /// Set the per-voter cap (config `max_ballots_per_voter`; at least 1). Enforced on new
+    /// ballots only: replay accepts whatever the log holds, so lowering the cap never stops
+    /// a server from restarting.
+    pub fn with_max_ballots_per_voter(mut self, max: u32) -> VoterStates {
+        self.max_ballots_per_voter = max.max(1);
+        self
     }
 
     pub fn election(&self) -> &Election {
@@ -149,7 +168,12 @@ impl VoterStates {
     /// Note that `voter`'s ballot `seq` (with this digest) is logged at `index`.
     pub fn record(&mut self, voter: VoterId, seq: u64, digest: BallotDigest, index: u64) {
         if let Some(r) = self.records.get_mut(voter.0 as usize) {
-            *r = VoterRecord { seq, index, digest };
+            *r = VoterRecord {
+                seq,
+                index,
+                digest,
+                count: r.count.saturating_add(1),
+            };
         }
     }
 
@@ -196,7 +220,7 @@ impl VoterStates {
                     .check_window(lb.received_ms)
                     .map_err(|e| rule(e.to_string()))?;
                 let digest = lb.digest();
-                match self.rule(voter, lb.ballot.seq(), || digest) {
+                match self.rule_with_cap(voter, lb.ballot.seq(), || digest, u32::MAX) {
                     Ok(None) => {
                         self.record(voter, lb.ballot.seq(), digest, i);
                         Ok(())
@@ -229,12 +253,25 @@ impl VoterStates {
         seq: u64,
         digest: impl FnOnce() -> BallotDigest,
     ) -> Result<Option<u64>, BallotError> {
+        self.rule_with_cap(voter, seq, digest, self.max_ballots_per_voter)
+    }
+
+    fn rule_with_cap(
+        &self,
+        voter: VoterId,
+        seq: u64,
+        digest: impl FnOnce() -> BallotDigest,
+        max_ballots: u32,
+    ) -> Result<Option<u64>, BallotError> {
         let Some(last) = self.last(voter) else {
             return Ok(None);
         };
         match self.election.revote() {
             RevotePolicy::Last => {
                 if seq > last.seq {
+                    if last.count >= max_ballots {
+                        return Err(BallotError::TooManyBallots { max: max_ballots });
+                    }
                     Ok(None)
                 } else if seq < last.seq {
                     Err(BallotError::StaleSeq {
@@ -318,6 +355,43 @@ mod tests {
         assert_eq!(admit(&mut s, &b1, 8), Ok(Admitted::Existing(7)));
         let other = ballot(&f.voters[0], "e", 1, b"other");
         assert_eq!(s.precheck(&other, 0).unwrap_err().code(), "conflict");
+    }
+
+    #[test]
+    fn one_voter_cannot_log_more_than_the_cap_but_replay_ignores_it() {
+        let f = fixture(1);
+        let e = Election::new("e", RevotePolicy::Last, None, None).unwrap();
+        let mut s = VoterStates::new(f.roll.clone(), e.clone()).with_max_ballots_per_voter(3);
+        let mut log = vec![Manifest {
+            election: e.clone(),
+            roll_sha256: f.roll.sha256(),
+            log_verifier_key: "log+00000000+AQ".into(),
+        }
+        .encode()
+        .unwrap()];
+        for seq in 1..=3 {
+            let b = ballot(&f.voters[0], "e", seq, b"v");
+            let Ok(Admitted::Append(bytes)) = admit(&mut s, &b, seq) else {
+                panic!("ballot {seq} refused")
+            };
+            log.push(bytes);
+        }
+        let fourth = ballot(&f.voters[0], "e", 4, b"v");
+        let err = s.precheck(&fourth, 0).unwrap_err();
+        assert_eq!((err.code(), err.http_status()), ("too_many_ballots", 429));
+        assert_eq!(
+            admit(&mut s, &fourth, 4).unwrap_err().code(),
+            "too_many_ballots"
+        );
+        // The last ballot can still be fetched again.
+        let third = ballot(&f.voters[0], "e", 3, b"v");
+        assert_eq!(s.precheck(&third, 0), Ok(Precheck::Repeat(3)));
+        // A server restarted with a lower cap still rebuilds its state from the log.
+        let mut low = VoterStates::new(f.roll.clone(), e).with_max_ballots_per_voter(1);
+        for (i, entry) in log.iter().enumerate() {
+            low.replay_entry(i as u64, entry).unwrap();
+        }
+        assert_eq!(low.last(VoterId(0)).unwrap().count, 3);
     }
 
     #[test]
