@@ -374,6 +374,7 @@ mod tests {
         let lim = Limits {
             max_body_bytes: 1 << 20,
             max_payload_bytes: payload.len(),
+            ..Limits::default()
         };
         let id = "e".repeat(64);
         let json = s.sign_submission(&id, 1, &payload);

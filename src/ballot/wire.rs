@@ -41,6 +41,10 @@ pub struct Limits {
     /// Largest payload after base64url decoding (DESIGN §2: default 16 KiB). Bounds the
     /// log's growth per ballot and keeps every entry under the 65,535-byte tile limit.
     pub max_payload_bytes: usize,
+    /// Most ballots one voter may have logged under revote `last` (applied by
+    /// `VoterStates::with_max_ballots_per_voter`). Bounds how much log one eligible key can
+    /// write over the election.
+    pub max_ballots_per_voter: u32,
 }
 
 impl Default for Limits {
@@ -50,6 +54,7 @@ impl Default for Limits {
             // punctuation are under 500 bytes. 32 KiB leaves room without inviting abuse.
             max_body_bytes: 32 * 1024,
             max_payload_bytes: 16 * 1024,
+            max_ballots_per_voter: super::state::DEFAULT_MAX_BALLOTS_PER_VOTER,
         }
     }
 }
@@ -65,6 +70,9 @@ impl Limits {
         }
         if self.max_body_bytes == 0 {
             return Err("max_body_bytes must be positive".into());
+        }
+        if self.max_ballots_per_voter == 0 {
+            return Err("max_ballots_per_voter must be at least 1".into());
         }
         Ok(())
     }
@@ -497,6 +505,7 @@ mod tests {
         let lim = Limits {
             max_body_bytes: 1000,
             max_payload_bytes: 100,
+            ..Limits::default()
         };
         let big = body("demo", "ed25519", &k, "1", &b64(&[1u8; 101]), &s);
         assert_eq!(
@@ -521,11 +530,25 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_config_with_defaults() {
+        let l: Limits = toml::from_str("max_payload_bytes = 4096\n").unwrap();
+        assert_eq!(l.max_payload_bytes, 4096);
+        assert_eq!(l.max_body_bytes, Limits::default().max_body_bytes);
+        assert!(toml::from_str::<Limits>("max_payload = 1\n").is_err());
+    }
+
+    #[test]
     fn payload_ceiling_leaves_room_for_the_largest_entry() {
         assert!(Limits::default().validate().is_ok());
         let lim = Limits {
             max_body_bytes: 1 << 20,
             max_payload_bytes: MAX_PAYLOAD_BYTES_CEILING + 1,
+            ..Limits::default()
+        };
+        assert!(lim.validate().is_err());
+        let lim = Limits {
+            max_ballots_per_voter: 0,
+            ..Limits::default()
         };
         assert!(lim.validate().is_err());
     }
