@@ -22,6 +22,10 @@ use super::wire::{b64_decode, Alg, PublicKey};
 /// size (twice the count) addressable too.
 pub const MAX_VOTERS: usize = 1 << 31;
 
+/// Pre-sizing from the file size stops here; a larger roll still loads, by regrowing. Caps
+/// the address space reserved up front (a 100 GB file must not reserve 100 GB).
+const MAX_PRESIZE_VOTERS: usize = 1 << 24;
+
 /// Longest roll line accepted (a p256 line is 92 bytes). A longer line is refused before it
 /// is buffered whole, so a corrupt roll (one 10 GB line) cannot exhaust memory at startup.
 const MAX_LINE_BYTES: usize = 4096;
@@ -172,8 +176,8 @@ impl Roll {
         // The shortest voter line is an ed25519 one: 8 + 43 + 1 = 52 bytes; a p256 line is
         // 93. Over-estimating only reserves address space that is returned at the end.
         let hint = usize::try_from(size_hint_bytes).unwrap_or(usize::MAX);
-        let mut ed = KeyTable::new(32, (hint / 52).min(MAX_VOTERS));
-        let mut p2 = KeyTable::new(65, (hint / 93).min(MAX_VOTERS));
+        let mut ed = KeyTable::new(32, (hint / 52).min(MAX_PRESIZE_VOTERS));
+        let mut p2 = KeyTable::new(65, (hint / 93).min(MAX_PRESIZE_VOTERS));
         let mut hasher = Sha256::new();
         let mut line = Vec::with_capacity(256);
         let mut line_no: u64 = 0;
@@ -414,6 +418,13 @@ mod tests {
             Err(RollError::Line { line: 1, .. }) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_absurd_size_hint_reserves_a_bounded_amount() {
+        let text = format!("ed25519 {}\n", b64(&ed_key(1)));
+        let roll = Roll::parse(text.as_bytes(), u64::MAX).unwrap();
+        assert_eq!(roll.len(), 1);
     }
 
     #[test]
