@@ -330,6 +330,14 @@ mod tests {
     }
 
     #[test]
+    fn state_can_move_to_the_writer_thread_and_be_shared_with_l5() {
+        fn shared<T: Send + Sync + 'static>() {}
+        shared::<VoterStates>();
+        shared::<VerifiedBallot>();
+        shared::<Ballot>();
+    }
+
+    #[test]
     fn stale_seq_cannot_undo_revote() {
         let f = fixture(1);
         let e = Election::new("e", RevotePolicy::Last, None, None).unwrap();
