@@ -39,9 +39,10 @@ impl LogKey {
         let skey = skey.trim();
         let signer = StandardSigner::new(skey).map_err(|e| KeyError::Malformed(e.to_string()))?;
         // Derive the public half from the seed (the last `+` field: base64(0x01 ‖ seed)).
+        // Five fields; the last (base64) may itself contain '+', the others may not.
         let seed_b64 = skey
-            .rsplit('+')
-            .next()
+            .splitn(5, '+')
+            .nth(4)
             .ok_or_else(|| KeyError::Malformed("no key field".into()))?;
         let seed = base64_decode(seed_b64).map_err(KeyError::Malformed)?;
         let seed: [u8; 32] = seed
@@ -103,6 +104,11 @@ mod tests {
 
     #[test]
     fn generated_key_parses_back_and_verifier_key_has_three_parts() {
+        // Many keys: about one in five has a '+' in its base64 part.
+        for _ in 0..64 {
+            let (skey, key) = LogKey::generate("urna.test/e1").unwrap();
+            assert_eq!(LogKey::parse(&skey).unwrap().verifier_key(), key.verifier_key());
+        }
         let (skey, key) = LogKey::generate("urna.test/e1").unwrap();
         assert!(skey.starts_with("PRIVATE+KEY+urna.test/e1+"));
         let again = LogKey::parse(&format!("{skey}\n")).unwrap();
