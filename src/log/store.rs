@@ -308,6 +308,9 @@ impl Writer {
         let mut tree = HashStore::new();
         let mut offsets = Vec::new();
         let mut seg_len = 0u64;
+        // A torn tail found in the last segment: cut only once the checkpoint check passed,
+        // so an alarm leaves the files exactly as found for the operator to examine.
+        let mut torn: Option<(String, u64)> = None;
         for (k, &first) in firsts.iter().enumerate() {
             let name = segment_name(first);
             if first != tree.size() {
@@ -350,9 +353,7 @@ impl Writer {
                             dropped_bytes = data.len() - pos,
                             "truncating torn tail of the last segment"
                         );
-                        storage
-                            .truncate(&name, pos as u64)
-                            .map_err(io_err("truncating a torn tail"))?;
+                        torn = Some((name.clone(), pos as u64));
                         break;
                     }
                 }
@@ -392,6 +393,11 @@ impl Writer {
             }
         };
 
+        if let Some((name, len)) = torn {
+            storage
+                .truncate(&name, len)
+                .map_err(io_err("truncating a torn tail"))?;
+        }
         let mut segments = firsts;
         let seg = match segments.last() {
             Some(&first) => storage
