@@ -21,7 +21,8 @@ fn failed_fsync_gives_no_receipt_and_refuses_every_later_write() {
     let (log, writer) = open_sim(&disk, common::config(origin), common::key(origin), Opaque).unwrap();
     let rt = rt();
     let syncs_before = disk.sync_count();
-    disk.fail_sync_after(3);
+    // Each batch syncs twice (segment, checkpoint): the 5th sync is batch "c"'s segment.
+    disk.fail_sync_after(5);
     rt.block_on(async {
         assert_eq!(log.submit(b"a".to_vec()).await.unwrap().index, 1);
         assert_eq!(log.submit(b"b".to_vec()).await.unwrap().index, 2);
@@ -36,7 +37,7 @@ fn failed_fsync_gives_no_receipt_and_refuses_every_later_write() {
     assert_eq!(log.size(), 3);
     assert!(log.receipt(3).is_err());
     writer.join().unwrap();
-    assert_eq!(disk.sync_count(), syncs_before + 3, "no fsync after the failed one");
+    assert_eq!(disk.sync_count(), syncs_before + 5, "no fsync after the failed one");
 }
 
 #[test]

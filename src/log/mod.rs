@@ -7,6 +7,7 @@
 //! - [`tree`]      — the RFC 6962 tree as stored hashes: roots, proofs, tiles. Spec code.
 //! - [`tiles`]     — C2SP tlog-tiles paths and entry bundles. Spec code.
 //! - [`note`]      — signed checkpoints and tlog-proof text. Spec code.
+//! - [`slots`]     — the two-slot checkpoint file. Spec code.
 //! - [`key`]       — the log's Ed25519 key (signed-note format).
 //! - [`store`]     — segments, recovery, the commit step (durability order), the read side.
 //! - [`gate`]      — the single writer's final say (the ballot layer's duplicate check).
@@ -22,6 +23,7 @@ pub mod receipt;
 pub mod record;
 pub mod sequencer;
 pub mod sim;
+pub mod slots;
 pub mod storage;
 pub mod store;
 pub mod tiles;
@@ -33,6 +35,6 @@ pub use key::{KeyError, LogKey};
 pub use note::SignedCheckpoint;
 pub use receipt::Receipt;
 pub use sequencer::{Log, LogHandle, Logged, SubmitError};
-pub use storage::{FsStorage, SegmentFile, Storage};
+pub use storage::{FsStorage, SegmentFile, SlotFile, Storage};
 pub use store::{LogError, ReadError};
 pub use tlog_tiles::Hash;

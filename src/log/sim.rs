@@ -3,7 +3,7 @@
 //! piece of what was not. SIGKILL keeps the page cache, so only this can show that the store
 //! never answers before its bytes are durable.
 
-use super::storage::{SegmentFile, Storage};
+use super::storage::{SegmentFile, SlotFile, Storage};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::io;
@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 struct SimFile {
     /// What a reader sees (the page cache).
     data: Vec<u8>,
-    /// How much of `data` is on stable storage.
-    synced: usize,
+    /// What is on stable storage (as of the last sync).
+    durable: Vec<u8>,
     /// Whether the file's name survives a power loss (set by `sync_dir`).
     name_durable: bool,
 }
@@ -75,9 +75,10 @@ impl SimStorage {
         self.lock().syncs
     }
 
-    /// The disk as it is after power comes back: per file, the fsynced bytes, then (chosen by
-    /// `seed`) nothing, a prefix of the unsynced bytes, or such a prefix followed by a torn
-    /// piece (zeroes or garbage). Files whose name was never made durable vanish.
+    /// The disk as it is after power comes back: per file, the fsynced image, over which
+    /// (chosen by `seed`) nothing, a prefix of the unsynced writes, or such a prefix followed
+    /// by a torn piece (zeroes or garbage) has landed. Files whose name was never made
+    /// durable vanish.
     pub fn after_power_loss(&self, seed: u64) -> SimStorage {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let s = self.lock();
@@ -86,33 +87,44 @@ impl SimStorage {
             if !f.name_durable {
                 continue;
             }
-            let mut data = f.data[..f.synced].to_vec();
-            let unsynced = &f.data[f.synced..];
-            if !unsynced.is_empty() {
-                match rng.gen_range(0..3) {
-                    0 => {}
-                    1 => {
-                        let k = rng.gen_range(0..=unsynced.len());
-                        data.extend_from_slice(&unsynced[..k]);
+            let mut data = f.durable.clone();
+            if f.data != f.durable {
+                // The first byte where the page cache differs from the disk: writes land from
+                // there, in order, and stop at a random point.
+                let from = f
+                    .data
+                    .iter()
+                    .zip(&f.durable)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(f.data.len().min(f.durable.len()));
+                let mode = rng.gen_range(0..3);
+                if mode > 0 && from < f.data.len() {
+                    let k = rng.gen_range(from..=f.data.len());
+                    if data.len() < k {
+                        data.resize(k, 0);
                     }
-                    _ => {
-                        let k = rng.gen_range(0..=unsynced.len());
-                        data.extend_from_slice(&unsynced[..k]);
-                        let torn = rng.gen_range(1..=unsynced.len().clamp(1, 4096));
-                        if rng.gen_bool(0.5) {
-                            data.extend(std::iter::repeat_n(0u8, torn));
+                    data[from..k].copy_from_slice(&f.data[from..k]);
+                    if mode == 2 {
+                        // A torn piece after what landed: zeroes or garbage.
+                        let torn = rng.gen_range(1..=4096usize);
+                        let garbage: Vec<u8> = if rng.gen_bool(0.5) {
+                            vec![0; torn]
                         } else {
-                            data.extend((0..torn).map(|_| rng.gen::<u8>()));
+                            (0..torn).map(|_| rng.gen()).collect()
+                        };
+                        let end = k + torn;
+                        if data.len() < end {
+                            data.resize(end, 0);
                         }
+                        data[k..end].copy_from_slice(&garbage);
                     }
                 }
             }
-            let synced = data.len();
             files.insert(
                 name.clone(),
                 SimFile {
+                    durable: data.clone(),
                     data,
-                    synced,
                     name_durable: true,
                 },
             );
@@ -132,12 +144,11 @@ impl SimStorage {
 
     /// Sets `name` to `bytes`, durably (for tests that cut files by hand).
     pub fn set_file(&self, name: &str, bytes: Vec<u8>) {
-        let synced = bytes.len();
         self.lock().files.insert(
             name.to_owned(),
             SimFile {
+                durable: bytes.clone(),
                 data: bytes,
-                synced,
                 name_durable: true,
             },
         );
@@ -197,22 +208,18 @@ impl Storage for SimStorage {
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         let len = usize::try_from(len).unwrap_or(usize::MAX).min(f.data.len());
         f.data.truncate(len);
-        f.synced = len;
+        f.durable.clone_from(&f.data);
         Ok(())
     }
 
-    fn replace(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+    fn open_slots(&self, name: &str) -> io::Result<Box<dyn SlotFile>> {
         let mut s = self.lock();
         Self::op(&mut s)?;
-        s.files.insert(
-            name.to_owned(),
-            SimFile {
-                data: bytes.to_vec(),
-                synced: bytes.len(),
-                name_durable: true,
-            },
-        );
-        Ok(())
+        s.files.entry(name.to_owned()).or_default();
+        Ok(Box::new(SimSegment {
+            disk: self.clone(),
+            name: name.to_owned(),
+        }))
     }
 
     fn sync_dir(&self) -> io::Result<()> {
@@ -247,8 +254,27 @@ impl SegmentFile for SimSegment {
             return Err(io::Error::other("simulated EIO on fdatasync"));
         }
         let f = s.files.entry(self.name.clone()).or_default();
-        f.synced = f.data.len();
+        f.durable.clone_from(&f.data);
         Ok(())
+    }
+}
+
+impl SlotFile for SimSegment {
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        let mut s = self.disk.lock();
+        SimStorage::op(&mut s)?;
+        let f = s.files.entry(self.name.clone()).or_default();
+        let start = usize::try_from(offset).map_err(|_| io::Error::other("offset"))?;
+        let end = start + buf.len();
+        if f.data.len() < end {
+            f.data.resize(end, 0);
+        }
+        f.data[start..end].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        SegmentFile::sync_data(self)
     }
 }
 

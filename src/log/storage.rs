@@ -22,10 +22,9 @@ pub trait Storage: Send + Sync + 'static {
     fn read_all(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
     /// Cuts `name` to `len` bytes and makes the cut durable.
     fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
-    /// Replaces `name` with `bytes` atomically and durably: write a temporary file, fsync it,
-    /// rename it over `name`, fsync the directory. After a crash `name` holds either the old
-    /// or the new bytes, never a mix.
-    fn replace(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    /// Opens `name` for writing in place, creating it empty if missing (the checkpoint
+    /// slots). A new file's name is durable only after [`Storage::sync_dir`].
+    fn open_slots(&self, name: &str) -> io::Result<Box<dyn SlotFile>>;
     /// Makes the directory's entries (new files, renames) durable.
     fn sync_dir(&self) -> io::Result<()>;
 }
@@ -35,6 +34,14 @@ pub trait SegmentFile: Send {
     /// Appends all of `buf`.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
     /// fdatasync: everything appended so far is on stable storage when this returns `Ok`.
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// A file overwritten in place (the checkpoint slots).
+pub trait SlotFile: Send {
+    /// Writes all of `buf` at `offset`.
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// fdatasync: every write so far is on stable storage when this returns `Ok`.
     fn sync_data(&mut self) -> io::Result<()>;
 }
 
@@ -123,26 +130,31 @@ impl Storage for FsStorage {
         Ok(())
     }
 
-    fn replace(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        // fsync the new bytes *before* the rename: a rename that outlives its data would leave
-        // an empty or partial checkpoint after a power loss.
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, self.dir.join(name))?;
-        // fsync the directory so the rename itself survives a power loss.
-        self.sync_dir()?;
-        self.readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
-        Ok(())
+    fn open_slots(&self, name: &str) -> io::Result<Box<dyn SlotFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(name))?;
+        Ok(Box::new(FsSlots { file }))
     }
 
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
+    }
+}
+
+struct FsSlots {
+    file: File,
+}
+
+impl SlotFile for FsSlots {
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 

@@ -2,14 +2,16 @@
 //! read side (entries, tiles) shared with every request task.
 //!
 //! On disk (see docs/ARCHITECTURE.md): `<first index, 20 digits>.seg` segment files holding
-//! framed records ([`super::record`]), and `checkpoint`, the last signed checkpoint note.
+//! framed records ([`super::record`]), and `checkpoint.slots`, the last signed checkpoint
+//! note in one of two slots ([`super::slots`]).
 
 use super::config::LogConfig;
 use super::gate::Gate;
 use super::key::LogKey;
 use super::note::{open_checkpoint, sign_checkpoint, NoteError, SignedCheckpoint};
 use super::record::{self, Decoded, MAX_ENTRY_BYTES};
-use super::storage::{SegmentFile, Storage};
+use super::slots;
+use super::storage::{SegmentFile, SlotFile, Storage};
 use super::tiles::{push_bundle_entry, Resource, TILE_WIDTH};
 use super::tree::HashStore;
 use std::io;
@@ -18,12 +20,12 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tlog_tiles::{record_hash, Hash};
 
 /// Name of the file holding the last signed checkpoint.
-pub const CHECKPOINT_FILE: &str = "checkpoint";
+pub const CHECKPOINT_FILE: &str = "checkpoint.slots";
 /// One offset is kept per this many entries: 4 bytes per 16 entries, and reading one entry
 /// skips at most 15 records.
 const OFFSET_EVERY: u64 = 16;
 /// Bytes read from a segment at a time on the read side.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+const READ_CHUNK_BYTES: usize = 8 * 1024;
 
 /// Segment file name for a segment whose first entry is `first`.
 pub fn segment_name(first: u64) -> String {
@@ -268,6 +270,9 @@ pub(crate) struct Writer {
     segment_max_bytes: u64,
     seg: Box<dyn SegmentFile>,
     seg_len: u64,
+    /// The checkpoint file and the number of the last checkpoint written to it.
+    slots: Box<dyn SlotFile>,
+    cp_seq: u64,
     /// Entries written and durable.
     size: u64,
     /// Reused frame buffer for one batch.
@@ -362,12 +367,16 @@ impl Writer {
         }
 
         // The rebuilt tree must extend the last checkpoint this log signed.
-        let recovered = match storage
+        let stored = storage
             .read_all(CHECKPOINT_FILE)
             .map_err(io_err("reading the checkpoint"))?
-        {
+            .and_then(|file| slots::newest(&file));
+        let cp_seq = stored.as_ref().map_or(0, |(seq, _)| *seq);
+        let recovered = match stored {
+            // No valid slot: no checkpoint was ever made durable (a first write torn by a
+            // crash is the only way here short of damage to both slots).
             None => None,
-            Some(note) => {
+            Some((_, note)) => {
                 let cp = open_checkpoint(&note, key.verifier_key()).map_err(|e| {
                     LogError::Alarm(format!("the stored checkpoint is not this log's: {e}"))
                 })?;
@@ -414,6 +423,13 @@ impl Writer {
                 seg
             }
         };
+        let slot_file = storage
+            .open_slots(CHECKPOINT_FILE)
+            .map_err(io_err("opening the checkpoint file"))?;
+        // Make the names of a new segment or checkpoint file durable before writing into them.
+        storage
+            .sync_dir()
+            .map_err(io_err("syncing the directory"))?;
         let size = tree.size();
         let checkpoint = match recovered {
             Some(cp) => Arc::new(cp),
@@ -447,6 +463,8 @@ impl Writer {
             segment_max_bytes: cfg.segment_max_bytes,
             seg,
             seg_len,
+            slots: slot_file,
+            cp_seq,
             size,
             buf: Vec::new(),
         };
@@ -553,12 +571,19 @@ impl Writer {
             .map_err(|e| LogError::Corrupt(e.to_string()))?;
         // 4. Sign.
         let cp = Arc::new(sign_checkpoint(&self.shared.key, self.size, root)?);
-        // 5. Persist the checkpoint (temp file, fsync, rename, fsync dir) *before* any
-        //    receipt carries it: after a crash, recovery checks the tree against it.
-        self.shared
-            .storage
-            .replace(CHECKPOINT_FILE, &cp.note)
-            .map_err(io_err("persisting the checkpoint"))?;
+        // 5. Persist the checkpoint *before* any receipt carries it: after a crash, recovery
+        //    checks the tree against it. Into the slot not holding the newest durable one,
+        //    then fdatasync: a torn write leaves the previous checkpoint intact.
+        let seq = self.cp_seq + 1;
+        let image = slots::encode(seq, &cp.note)
+            .ok_or_else(|| LogError::Config("checkpoint note larger than a slot".into()))?;
+        self.slots
+            .write_at(slots::slot_offset(seq), &image)
+            .map_err(io_err("writing the checkpoint"))?;
+        self.slots
+            .sync_data()
+            .map_err(io_err("fdatasync of the checkpoint"))?;
+        self.cp_seq = seq;
         // 6. Publish; the caller then answers the batch's waiters.
         {
             let mut st = self.shared.write();
