@@ -4,12 +4,16 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use urna::audit::receipt::verify_receipt;
 use urna::log::{Log, LogConfig, LogKey, Opaque, Receipt};
 
 #[derive(Parser)]
-#[command(name = "urna", version, about = "Vote-submission endpoint with a Merkle-logged ballot store")]
+#[command(
+    name = "urna",
+    version,
+    about = "Vote-submission endpoint with a Merkle-logged ballot store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,7 +72,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn keygen(name: &str, out: &PathBuf) -> anyhow::Result<()> {
+fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let (skey, key) = LogKey::generate(name)?;
     let mut f = std::fs::OpenOptions::new()
@@ -115,7 +119,7 @@ fn verify(key: &str, path: &str) -> anyhow::Result<()> {
 
 fn log_writer(
     dir: PathBuf,
-    key: &PathBuf,
+    key: &Path,
     count: u64,
     concurrency: u64,
     entry_bytes: usize,

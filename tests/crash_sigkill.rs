@@ -69,7 +69,10 @@ fn receipts_survive_sigkill_at_random_moments() {
         for l in &lines {
             let r: Receipt = serde_json::from_slice(l).unwrap();
             let v = verify_receipt(&r, &vkey).unwrap_or_else(|e| panic!("round {round}: {e}"));
-            if checkpoints.last().is_none_or(|c| c.size != v.checkpoint.size) {
+            if checkpoints
+                .last()
+                .is_none_or(|c| c.size != v.checkpoint.size)
+            {
                 checkpoints.push(v.checkpoint.clone());
             }
             receipts.push(v);
@@ -88,11 +91,27 @@ fn receipts_survive_sigkill_at_random_moments() {
         for r in &receipts {
             assert!(r.index < cp.size, "round {round}: entry {} lost", r.index);
             assert_eq!(log.entry(r.index).unwrap(), r.entry, "round {round}");
-            let p: Vec<H> = log.inclusion(r.index, cp.size).unwrap().iter().map(|h| h.0).collect();
-            assert!(verify_inclusion(r.index, cp.size, &leaf(&r.entry), &p, &cp.root));
+            let p: Vec<H> = log
+                .inclusion(r.index, cp.size)
+                .unwrap()
+                .iter()
+                .map(|h| h.0)
+                .collect();
+            assert!(verify_inclusion(
+                r.index,
+                cp.size,
+                &leaf(&r.entry),
+                &p,
+                &cp.root
+            ));
         }
         for old in &checkpoints {
-            let p: Vec<H> = log.consistency(old.size, cp.size).unwrap().iter().map(|h| h.0).collect();
+            let p: Vec<H> = log
+                .consistency(old.size, cp.size)
+                .unwrap()
+                .iter()
+                .map(|h| h.0)
+                .collect();
             assert!(
                 verify_consistency(old.size, cp.size, &old.root, &cp.root, &p),
                 "round {round}: checkpoint {} not extended by {}",
@@ -110,6 +129,13 @@ fn receipts_survive_sigkill_at_random_moments() {
         checkpoints.len(),
         started.elapsed()
     );
-    assert!(killed_while_running >= 50, "only {killed_while_running} kills hit a running writer");
-    assert!(receipts.len() > 100, "too few receipts ({}) to mean anything", receipts.len());
+    assert!(
+        killed_while_running >= 50,
+        "only {killed_while_running} kills hit a running writer"
+    );
+    assert!(
+        receipts.len() > 100,
+        "too few receipts ({}) to mean anything",
+        receipts.len()
+    );
 }

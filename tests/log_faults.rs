@@ -18,7 +18,8 @@ use urna::log::{Admission, Gate, LogConfig, Opaque, SubmitError};
 fn failed_fsync_gives_no_receipt_and_refuses_every_later_write() {
     let origin = "urna.test/fsync";
     let disk = SimStorage::new();
-    let (log, writer) = open_sim(&disk, common::config(origin), common::key(origin), Opaque).unwrap();
+    let (log, writer) =
+        open_sim(&disk, common::config(origin), common::key(origin), Opaque).unwrap();
     let rt = rt();
     let syncs_before = disk.sync_count();
     // Each batch syncs twice (segment, checkpoint): the 5th sync is batch "c"'s segment.
@@ -37,7 +38,11 @@ fn failed_fsync_gives_no_receipt_and_refuses_every_later_write() {
     assert_eq!(log.size(), 3);
     assert!(log.receipt(3).is_err());
     writer.join().unwrap();
-    assert_eq!(disk.sync_count(), syncs_before + 5, "no fsync after the failed one");
+    assert_eq!(
+        disk.sync_count(),
+        syncs_before + 5,
+        "no fsync after the failed one"
+    );
 }
 
 #[test]
@@ -64,26 +69,58 @@ fn failed_fsync_fails_every_waiter_of_its_batch() {
         }
         out
     });
-    assert!(results.iter().all(|r| matches!(r, Err(SubmitError::Poisoned))));
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Err(SubmitError::Poisoned))));
     assert_eq!(log.size(), 1);
     writer.join().unwrap();
 }
 
 /// Reopens `disk` and checks every receipt: the entry is still at its index, it is included
 /// in the new checkpoint, and the new checkpoint is consistent with the receipt's.
-fn check_survivors(disk: &SimStorage, key: &urna::log::LogKey, receipts: &[VerifiedReceipt], what: &str) {
+fn check_survivors(
+    disk: &SimStorage,
+    key: &urna::log::LogKey,
+    receipts: &[VerifiedReceipt],
+    what: &str,
+) {
     let origin = key.name().to_owned();
     let (log, writer) = open_sim(disk, common::config(&origin), key.clone(), Opaque)
         .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     let cp = verify_checkpoint(&log.checkpoint().note, key.verifier_key()).unwrap();
     for r in receipts {
-        assert!(r.index < cp.size, "{what}: receipted entry {} lost", r.index);
-        assert_eq!(log.entry(r.index).unwrap(), r.entry, "{what}: entry {} changed", r.index);
-        let p: Vec<H> = log.inclusion(r.index, cp.size).unwrap().into_iter().map(|h| h.0).collect();
-        assert!(verify_inclusion(r.index, cp.size, &leaf(&r.entry), &p, &cp.root), "{what}");
+        assert!(
+            r.index < cp.size,
+            "{what}: receipted entry {} lost",
+            r.index
+        );
+        assert_eq!(
+            log.entry(r.index).unwrap(),
+            r.entry,
+            "{what}: entry {} changed",
+            r.index
+        );
+        let p: Vec<H> = log
+            .inclusion(r.index, cp.size)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert!(
+            verify_inclusion(r.index, cp.size, &leaf(&r.entry), &p, &cp.root),
+            "{what}"
+        );
         let old = &r.checkpoint;
-        let c: Vec<H> = log.consistency(old.size, cp.size).unwrap().into_iter().map(|h| h.0).collect();
-        assert!(verify_consistency(old.size, cp.size, &old.root, &cp.root, &c), "{what}");
+        let c: Vec<H> = log
+            .consistency(old.size, cp.size)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert!(
+            verify_consistency(old.size, cp.size, &old.root, &cp.root, &c),
+            "{what}"
+        );
     }
     drop(log);
     writer.join().unwrap();
@@ -138,7 +175,12 @@ fn power_loss_at_random_points_loses_no_receipted_entry() {
         writer.join().unwrap();
         for seed in 0..3 {
             let after = disk.after_power_loss(round * 10 + seed);
-            check_survivors(&after, &key, &receipts, &format!("round {round} seed {seed}"));
+            check_survivors(
+                &after,
+                &key,
+                &receipts,
+                &format!("round {round} seed {seed}"),
+            );
         }
     }
     assert!(crashed > 100, "only {crashed} rounds crashed");
@@ -175,7 +217,8 @@ fn existing_items_get_the_same_index_and_rejects_append_nothing() {
     let disk = SimStorage::new();
     let key = common::key(origin);
     let vkey = key.verifier_key().to_owned();
-    let (log, writer) = open_sim(&disk, common::config(origin), key.clone(), Dedup::default()).unwrap();
+    let (log, writer) =
+        open_sim(&disk, common::config(origin), key.clone(), Dedup::default()).unwrap();
     let rt = rt();
     rt.block_on(async {
         let a = log.submit(b"a".to_vec()).await.unwrap();
@@ -184,7 +227,10 @@ fn existing_items_get_the_same_index_and_rejects_append_nothing() {
         assert!(!again.new);
         assert_eq!(again.index, a.index);
         assert_eq!(verify_receipt(&again.receipt, &vkey).unwrap().entry, b"a");
-        assert!(matches!(log.submit(b"bad".to_vec()).await, Err(SubmitError::Rejected("bad"))));
+        assert!(matches!(
+            log.submit(b"bad".to_vec()).await,
+            Err(SubmitError::Rejected("bad"))
+        ));
         assert_eq!(log.size(), 2);
         log.shutdown().await;
     });

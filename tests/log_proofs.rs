@@ -27,11 +27,16 @@ fn check_size(t: &HashStore, leaves: &[H], n: usize, rng: &mut impl Rng, full_pa
         if full_paths {
             assert_eq!(got, path(m, &leaves[..n]), "inclusion {m} in {n}");
         }
-        assert!(verify_inclusion(m as u64, n as u64, &leaves[m], &got, &root));
+        assert!(verify_inclusion(
+            m as u64, n as u64, &leaves[m], &got, &root
+        ));
         // A proof for another index or another leaf must fail.
         let other = (m + 1) % n;
         if other != m {
-            assert!(!verify_inclusion(other as u64, n as u64, &leaves[m], &got, &root) || leaves[other] == leaves[m]);
+            assert!(
+                !verify_inclusion(other as u64, n as u64, &leaves[m], &got, &root)
+                    || leaves[other] == leaves[m]
+            );
         }
     }
     let mut olds = vec![1, n, n.div_ceil(2), rng.gen_range(1..=n)];
@@ -42,7 +47,10 @@ fn check_size(t: &HashStore, leaves: &[H], n: usize, rng: &mut impl Rng, full_pa
             assert_eq!(got, consistency(m, &leaves[..n]), "consistency {m} -> {n}");
         }
         let old_root = mth(&leaves[..m]);
-        assert!(verify_consistency(m as u64, n as u64, &old_root, &root, &got), "{m} -> {n}");
+        assert!(
+            verify_consistency(m as u64, n as u64, &old_root, &root, &got),
+            "{m} -> {n}"
+        );
         if m < n {
             let wrong = mth(&leaves[1..m.max(2)]);
             assert!(!verify_consistency(m as u64, n as u64, &wrong, &root, &got));
@@ -80,7 +88,13 @@ fn every_inclusion_and_consistency_proof_verifies_up_to_size_64() {
         for m in 1..=n {
             let p = hs(t.consistency(m as u64, n as u64).unwrap());
             assert_eq!(p, consistency(m, &leaves));
-            assert!(verify_consistency(m as u64, n as u64, &mth(&leaves[..m]), &root, &p));
+            assert!(verify_consistency(
+                m as u64,
+                n as u64,
+                &mth(&leaves[..m]),
+                &root,
+                &p
+            ));
         }
     }
 }

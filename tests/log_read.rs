@@ -70,7 +70,10 @@ fn tiles_and_bundles_match_the_spec_and_stop_at_the_checkpoint() {
     let t1 = log.read("tile/1/000").unwrap();
     assert_eq!(t1.len(), 8192);
     for k in [0usize, 17, 255] {
-        assert_eq!(t1[k * 32..k * 32 + 32], mth(&leaves[k * 256..k * 256 + 256]));
+        assert_eq!(
+            t1[k * 32..k * 32 + 32],
+            mth(&leaves[k * 256..k * 256 + 256])
+        );
     }
     // Entry bundle: u16 BE length-prefixed, across segment boundaries.
     let b = log.read("tile/entries/002").unwrap();
@@ -84,14 +87,27 @@ fn tiles_and_bundles_match_the_spec_and_stop_at_the_checkpoint() {
     // served only if 70,000 was a checkpointed size, which it is.
     assert!(log.read("tile/0/272").is_ok());
     assert_eq!(log.read("tile/0/273"), Err(ReadError::NotFound));
-    assert_eq!(log.read("tile/0/273.p/112").unwrap()[..32], leaves[273 * 256]);
-    assert_eq!(log.read("tile/entries/273.p/112").map(|b| b.len() > 112 * 2), Ok(true));
+    assert_eq!(
+        log.read("tile/0/273.p/112").unwrap()[..32],
+        leaves[273 * 256]
+    );
+    assert_eq!(
+        log.read("tile/entries/273.p/112")
+            .map(|b| b.len() > 112 * 2),
+        Ok(true)
+    );
     assert_eq!(log.read("tile/0/273.p/113"), Err(ReadError::NotFound));
     assert_eq!(log.read("tile/1/001.p/17").map(|t| t.len()), Ok(17 * 32));
     assert_eq!(log.read("tile/2/000.p/1").map(|t| t.len()), Ok(32));
     assert_eq!(log.read("tile/3/000.p/1"), Err(ReadError::NotFound));
     // Go sumdb paths, and anything else, are not resources.
-    for p in ["tile/8/0/000", "tile/8/data/000", "tile/0/1", "entries/000", "tile/0/x001/000"] {
+    for p in [
+        "tile/8/0/000",
+        "tile/8/data/000",
+        "tile/0/1",
+        "entries/000",
+        "tile/0/x001/000",
+    ] {
         assert_eq!(log.read(p), Err(ReadError::NotFound), "{p}");
     }
     // Receipts for any index, against the latest checkpoint.
@@ -102,8 +118,19 @@ fn tiles_and_bundles_match_the_spec_and_stop_at_the_checkpoint() {
     }
     assert_eq!(log.receipt(n), Err(ReadError::NotFound));
     // Consistency between sizes.
-    let p: Vec<H> = log.consistency(1000, n).unwrap().into_iter().map(|h| h.0).collect();
-    assert!(verify_consistency(1000, n, &mth(&leaves[..1000]), &cp.root, &p));
+    let p: Vec<H> = log
+        .consistency(1000, n)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert!(verify_consistency(
+        1000,
+        n,
+        &mth(&leaves[..1000]),
+        &cp.root,
+        &p
+    ));
     assert_eq!(log.consistency(1, n + 1), Err(ReadError::NotFound));
     rt.block_on(log.shutdown());
     writer.join().unwrap();

@@ -47,7 +47,10 @@ fn prepared(extra: usize) -> (SimStorage, urna::log::LogKey, Vec<usize>) {
     let name = segment_name(0);
     let mut seg = disk.file(&name).unwrap();
     for i in 0..extra {
-        record::encode(format!("unsigned {i} {}", "x".repeat(i * 7)).as_bytes(), &mut seg);
+        record::encode(
+            format!("unsigned {i} {}", "x".repeat(i * 7)).as_bytes(),
+            &mut seg,
+        );
     }
     let mut starts = Vec::new();
     let mut at = 0;
@@ -80,9 +83,13 @@ fn cut_at_every_byte_of_the_unsigned_tail_recovers_every_whole_record() {
                 s.extend_from_slice(&[0xA5; 13]);
             }
             let d = copy_with_segment(&disk, s);
-            let (log, writer) = open_sim(&d, common::config(ORIGIN), key.clone(), Counting::default())
-                .unwrap_or_else(|e| panic!("cut {cut}: {e}"));
-            let whole = starts.iter().filter(|&&s| s < cut && starts.iter().any(|&n| n > s && n <= cut)).count() as u64;
+            let (log, writer) =
+                open_sim(&d, common::config(ORIGIN), key.clone(), Counting::default())
+                    .unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            let whole = starts
+                .iter()
+                .filter(|&&s| s < cut && starts.iter().any(|&n| n > s && n <= cut))
+                .count() as u64;
             assert_eq!(log.size(), whole, "cut {cut} garbage {garbage}");
             // The torn tail is gone from disk: the segment ends at the last whole record.
             let kept = d.file(&segment_name(0)).unwrap().len();
@@ -148,7 +155,11 @@ fn losing_a_signed_entry_at_any_byte_is_an_alarm() {
         let d = copy_with_segment(&disk, seg[..cut].to_vec());
         match open_sim(&d, common::config(ORIGIN), key.clone(), Opaque) {
             Err(LogError::Alarm(_)) => {
-                assert_eq!(d.file(&segment_name(0)).unwrap(), seg[..cut], "files untouched");
+                assert_eq!(
+                    d.file(&segment_name(0)).unwrap(),
+                    seg[..cut],
+                    "files untouched"
+                );
             }
             Err(e) => panic!("cut {cut}: wrong error {e}"),
             Ok(_) => panic!("cut {cut}: opened without the signed entries"),

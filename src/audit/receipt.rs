@@ -118,7 +118,8 @@ pub fn parse_tlog_proof(text: &str) -> Result<TlogProof, ReceiptError> {
 /// Verifies a signed checkpoint note with `verifier_key` and returns its body. The origin
 /// must be the key's name (C2SP tlog-checkpoint: the log's key is named by its origin).
 pub fn verify_checkpoint(note: &[u8], verifier_key: &str) -> Result<CheckpointBody, ReceiptError> {
-    let verifier = StandardVerifier::new(verifier_key).map_err(|e| ReceiptError::Key(e.to_string()))?;
+    let verifier =
+        StandardVerifier::new(verifier_key).map_err(|e| ReceiptError::Key(e.to_string()))?;
     let name = verifier.name().to_owned();
     let parsed = Note::from_bytes(note).map_err(|e| ReceiptError::Signature(e.to_string()))?;
     parsed
@@ -128,9 +129,18 @@ pub fn verify_checkpoint(note: &[u8], verifier_key: &str) -> Result<CheckpointBo
         .map_err(|_| ReceiptError::Checkpoint("not UTF-8".into()))?;
     let mut lines = text.split('\n');
     let bad = |m: &str| ReceiptError::Checkpoint(m.to_owned());
-    let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("no origin"))?;
-    let size = lines.next().and_then(decimal).ok_or_else(|| bad("bad size line"))?;
-    let root = lines.next().and_then(hash_line).ok_or_else(|| bad("bad root line"))?;
+    let origin = lines
+        .next()
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| bad("no origin"))?;
+    let size = lines
+        .next()
+        .and_then(decimal)
+        .ok_or_else(|| bad("bad size line"))?;
+    let root = lines
+        .next()
+        .and_then(hash_line)
+        .ok_or_else(|| bad("bad root line"))?;
     if origin != name {
         return Err(ReceiptError::Origin {
             found: origin.to_owned(),
@@ -146,8 +156,13 @@ pub fn verify_checkpoint(note: &[u8], verifier_key: &str) -> Result<CheckpointBo
 
 /// Verifies a receipt offline: the checkpoint's signature under `verifier_key`, and the
 /// inclusion of exactly `entry` at `index` in the signed tree.
-pub fn verify_receipt(receipt: &Receipt, verifier_key: &str) -> Result<VerifiedReceipt, ReceiptError> {
-    let entry = B64.decode(&receipt.entry).map_err(|_| ReceiptError::Entry)?;
+pub fn verify_receipt(
+    receipt: &Receipt,
+    verifier_key: &str,
+) -> Result<VerifiedReceipt, ReceiptError> {
+    let entry = B64
+        .decode(&receipt.entry)
+        .map_err(|_| ReceiptError::Entry)?;
     let proof = parse_tlog_proof(&receipt.tlog_proof)?;
     if proof.index != receipt.index {
         return Err(ReceiptError::IndexMismatch {

@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn toml_table_with_unknown_key_is_refused() {
-        let ok: LogConfig = toml::from_str("origin = \"a.example/x\"\nbatch_delay_us = 50\n").unwrap();
+        let ok: LogConfig =
+            toml::from_str("origin = \"a.example/x\"\nbatch_delay_us = 50\n").unwrap();
         assert_eq!(ok.batch_delay_us, 50);
         assert_eq!(ok.queue_depth, LogConfig::default().queue_depth);
         assert!(toml::from_str::<LogConfig>("batch_size = 3\n").is_err());

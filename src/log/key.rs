@@ -107,7 +107,10 @@ mod tests {
         // Many keys: about one in five has a '+' in its base64 part.
         for _ in 0..64 {
             let (skey, key) = LogKey::generate("urna.test/e1").unwrap();
-            assert_eq!(LogKey::parse(&skey).unwrap().verifier_key(), key.verifier_key());
+            assert_eq!(
+                LogKey::parse(&skey).unwrap().verifier_key(),
+                key.verifier_key()
+            );
         }
         let (skey, key) = LogKey::generate("urna.test/e1").unwrap();
         assert!(skey.starts_with("PRIVATE+KEY+urna.test/e1+"));

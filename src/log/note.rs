@@ -54,8 +54,8 @@ pub fn open_checkpoint(note: &[u8], verifier_key: &str) -> Result<SignedCheckpoi
     parsed
         .verify(&VerifierList::new(vec![Box::new(verifier)]))
         .map_err(|e| NoteError::BadSignature(e.to_string()))?;
-    let cp = Checkpoint::from_bytes(parsed.text())
-        .map_err(|e| NoteError::Malformed(e.to_string()))?;
+    let cp =
+        Checkpoint::from_bytes(parsed.text()).map_err(|e| NoteError::Malformed(e.to_string()))?;
     if cp.origin() != origin {
         return Err(NoteError::WrongOrigin {
             found: cp.origin().to_owned(),
@@ -111,7 +111,11 @@ mod tests {
 
     #[test]
     fn tlog_proof_layout_matches_the_spec() {
-        let p = tlog_proof(3, &[Hash([0; 32]), Hash([1; 32])], "o\n4\nAAA=\n\n\u{2014} o x\n".as_bytes());
+        let p = tlog_proof(
+            3,
+            &[Hash([0; 32]), Hash([1; 32])],
+            "o\n4\nAAA=\n\n\u{2014} o x\n".as_bytes(),
+        );
         let expected = "c2sp.org/tlog-proof@v1\nindex 3\n\
             AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\
             AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n\n\

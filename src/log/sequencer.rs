@@ -10,7 +10,9 @@ use super::storage::{FsStorage, Storage};
 use super::store::{LogError, ReadError, Shared, Writer};
 use super::tiles::Resource;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{
+    sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError,
+};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -192,7 +194,11 @@ impl<G: Gate> LogHandle<G> {
             .tree
             .inclusion(index, cp.size)
             .map_err(|e| ReadError::Failed(e.to_string()))?;
-        Ok(Receipt::new(index, entry, tlog_proof(index, &proof, &cp.note)))
+        Ok(Receipt::new(
+            index,
+            entry,
+            tlog_proof(index, &proof, &cp.note),
+        ))
     }
 
     /// A fresh receipt for entry `index` against the latest checkpoint.
@@ -380,7 +386,8 @@ fn run<G: Gate>(mut writer: Writer, mut gate: G, rx: Receiver<Msg<G>>, rule: Bat
             None => {
                 let start = Instant::now();
                 let r = writer.commit(&entries);
-                metrics::histogram!("urna_log_commit_seconds").record(start.elapsed().as_secs_f64());
+                metrics::histogram!("urna_log_commit_seconds")
+                    .record(start.elapsed().as_secs_f64());
                 r
             }
         };

@@ -189,7 +189,9 @@ impl Storage for SimStorage {
             .files
             .get(name)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(f.data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(f.data.len());
         let n = buf.len().min(f.data.len() - start);
         buf[..n].copy_from_slice(&f.data[start..start + n]);
         Ok(n)
@@ -299,7 +301,10 @@ mod tests {
         let mut f = disk.open_append("b").unwrap();
         f.append(b"x").unwrap();
         f.sync_data().unwrap();
-        assert!(disk.after_power_loss(0).file("b").is_none(), "name never synced");
+        assert!(
+            disk.after_power_loss(0).file("b").is_none(),
+            "name never synced"
+        );
     }
 
     #[test]

@@ -77,7 +77,8 @@ mod tests {
         assert_eq!(newest(&file), None);
         for seq in 1..=3u64 {
             let off = slot_offset(seq) as usize;
-            file[off..off + SLOT_BYTES].copy_from_slice(&encode(seq, format!("n{seq}").as_bytes()).unwrap());
+            file[off..off + SLOT_BYTES]
+                .copy_from_slice(&encode(seq, format!("n{seq}").as_bytes()).unwrap());
         }
         assert_eq!(newest(&file), Some((3, b"n3".to_vec())));
         // Checkpoint 4 goes to slot 0 (holding 2): torn at any byte, 3 (slot 1) survives.

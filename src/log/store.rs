@@ -233,7 +233,9 @@ impl Shared {
                 }
                 let start = index.checked_mul(TILE_WIDTH).ok_or(ReadError::NotFound)?;
                 let mut bundle = Vec::new();
-                self.read_entries(start, u64::from(width), |e| push_bundle_entry(&mut bundle, e))?;
+                self.read_entries(start, u64::from(width), |e| {
+                    push_bundle_entry(&mut bundle, e)
+                })?;
                 Ok(bundle)
             }
         }

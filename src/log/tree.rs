@@ -85,7 +85,10 @@ impl HashStore {
     /// Root hash of the tree's first `size` leaves.
     pub fn root(&self, size: u64) -> Result<Hash, TreeError> {
         if size > self.size {
-            return Err(TreeError::OutOfRange(format!("size {size} > {}", self.size)));
+            return Err(TreeError::OutOfRange(format!(
+                "size {size} > {}",
+                self.size
+            )));
         }
         tree_hash(size, self).map_err(|e| TreeError::OutOfRange(e.to_string()))
     }
