@@ -202,6 +202,15 @@ mod tests {
         assert_eq!(p.checkpoint, "o\n1\nAAA=\n\n\u{2014} o x\n".as_bytes());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs_without_panic(t in "\\PC{0,300}", tail in "[A-Za-z0-9+/=\n]{0,200}") {
+            let _ = parse_tlog_proof(&t);
+            let _ = parse_tlog_proof(&format!("c2sp.org/tlog-proof@v1\nindex 3\n{tail}\n\n{t}"));
+            let _ = verify_checkpoint(t.as_bytes(), "a+01020304+AQ==");
+        }
+    }
+
     #[test]
     fn malformed_tlog_proofs_are_errors() {
         for t in [

@@ -116,7 +116,7 @@ mod tests {
         assert!(skey.starts_with("PRIVATE+KEY+urna.test/e1+"));
         let again = LogKey::parse(&format!("{skey}\n")).unwrap();
         assert_eq!(again.verifier_key(), key.verifier_key());
-        let parts: Vec<&str> = key.verifier_key().split('+').collect();
+        let parts: Vec<&str> = key.verifier_key().splitn(3, '+').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], "urna.test/e1");
         assert_eq!(parts[1].len(), 8);

@@ -211,6 +211,22 @@ mod tests {
         assert!(Resource::parse("tile/entries/x018/x446/x744/x073/x709/x551/616").is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_string_parses_without_panic_and_parsed_paths_round_trip(p in "\\PC{0,70}") {
+            if let Some(r) = Resource::parse(&p) {
+                proptest::prop_assert_eq!(r.path(), p);
+            }
+        }
+
+        #[test]
+        fn every_resource_round_trips(level in 0u8..64, index in proptest::num::u64::ANY, width in 1u32..=256) {
+            for r in [Resource::Tile { level, index, width }, Resource::Entries { index, width }] {
+                proptest::prop_assert_eq!(Resource::parse(&r.path()), Some(r));
+            }
+        }
+    }
+
     #[test]
     fn bundle_entries_are_u16_be_length_prefixed() {
         let mut b = Vec::new();
