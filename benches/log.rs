@@ -1,6 +1,6 @@
 //! Benches of the log's hot paths (DESIGN targets on the 2-core machine):
 //! - `append/durable_600B`: in-process durable appends of 600-byte entries through the
-//!   sequencer (group commit: 8,192 concurrent submitters, batches of up to 16,384), receipts included; ≥ 200,000/s.
+//!   sequencer (group commit: 8,192 concurrent submitters, default config), receipts included; ≥ 200,000/s.
 //! - `receipt/random_index`: a fresh receipt for a random index; ≥ 100,000/s.
 //! - `baseline/*`: the floor measured in the same run (one fdatasync of a batch-sized write).
 //!
@@ -30,7 +30,6 @@ fn open(dir: &std::path::Path) -> (LogHandle<Opaque>, std::thread::JoinHandle<()
     let cfg = LogConfig {
         dir: dir.to_owned(),
         origin: origin.to_owned(),
-        batch_max_entries: 16_384,
         ..LogConfig::default()
     };
     Log::open(cfg, key, Opaque, || b"bench genesis".to_vec()).unwrap()

@@ -37,7 +37,7 @@ impl Default for LogConfig {
         Self {
             dir: PathBuf::from("data/log"),
             origin: String::from("urna.localhost/demo"),
-            batch_max_entries: 4096,
+            batch_max_entries: 16_384,
             batch_delay_us: 0,
             queue_depth: 65_536,
             segment_max_bytes: 64 * 1024 * 1024,

@@ -550,12 +550,12 @@ impl Writer {
         self.seg_len += self.buf.len() as u64;
         self.size += entries.len() as u64;
         // 3. Extend the tree. Readers never look past the published checkpoint, so the new
-        //    leaves are invisible until step 5.
+        //    leaves are invisible until step 6. The hashing runs under the shared lock; the
+        //    exclusive lock is held only to copy the result in.
+        let prepared = self.shared.read().tree.prepare(&leaves);
         {
             let mut st = self.shared.write();
-            for h in leaves {
-                st.tree.append(h);
-            }
+            st.tree.extend_prepared(&prepared, leaves.len() as u64);
             st.offsets.extend(new_offsets);
         }
         metrics::counter!("urna_log_entries_appended_total").increment(entries.len() as u64);

@@ -70,15 +70,37 @@ impl HashStore {
 
     /// Appends one leaf, given its record hash (`SHA-256(0x00 ‖ entry)`).
     pub fn append(&mut self, leaf: Hash) {
-        // The reads `stored_hashes_for_record_hash` makes are of earlier complete subtrees,
-        // which this store holds by construction; an error here would be a bug in the index
-        // math, not something an input can cause.
-        let new = stored_hashes_for_record_hash(self.size, leaf, &*self)
-            .expect("invariant: the hashes of earlier complete subtrees are stored");
-        for h in new {
+        let new = self.prepare(&[leaf]);
+        self.extend_prepared(&new, 1);
+    }
+
+    /// The stored hashes that appending `leaves` adds, computed with shared access only, so
+    /// the writer can hash a whole batch while readers keep building receipts; then
+    /// [`HashStore::extend_prepared`] takes exclusive access only to copy them in.
+    pub fn prepare(&self, leaves: &[Hash]) -> Vec<Hash> {
+        let mut extra: Vec<Hash> = Vec::with_capacity(leaves.len() * 2 + 64);
+        for (n, &leaf) in (self.size..).zip(leaves) {
+            let view = Overlay {
+                base: self,
+                extra: &extra,
+            };
+            // The reads `stored_hashes_for_record_hash` makes are of earlier complete
+            // subtrees, which the store plus `extra` hold by construction; an error here would
+            // be a bug in the index math, not something an input can cause.
+            let new = stored_hashes_for_record_hash(n, leaf, &view)
+                .expect("invariant: the hashes of earlier complete subtrees are stored");
+            extra.extend(new);
+        }
+        extra
+    }
+
+    /// Appends `count` leaves whose stored hashes [`HashStore::prepare`] computed on this
+    /// same store (nothing appended in between).
+    pub fn extend_prepared(&mut self, hashes: &[Hash], count: u64) {
+        for &h in hashes {
             self.push(h);
         }
-        self.size += 1;
+        self.size += count;
         debug_assert_eq!(self.len, stored_hash_count(self.size));
     }
 
@@ -145,6 +167,29 @@ impl HashStore {
     }
 }
 
+/// The store plus hashes prepared but not yet appended.
+struct Overlay<'a> {
+    base: &'a HashStore,
+    extra: &'a [Hash],
+}
+
+impl HashReader for Overlay<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
+        indexes
+            .iter()
+            .map(|&i| {
+                match i.checked_sub(self.base.len) {
+                    None => self.base.get(i),
+                    Some(k) => usize::try_from(k)
+                        .ok()
+                        .and_then(|k| self.extra.get(k).copied()),
+                }
+                .ok_or(tlog_tiles::Error::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
 impl HashReader for HashStore {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
         indexes
@@ -168,6 +213,28 @@ mod tests {
         }
         let per_leaf = t.memory_bytes() as f64 / n as f64;
         assert!(per_leaf <= 100.0, "{per_leaf} bytes per leaf");
+    }
+
+    #[test]
+    fn prepared_batches_equal_one_by_one_appends() {
+        let leaves: Vec<Hash> = (0..1000u64)
+            .map(|i| record_hash(&i.to_le_bytes()))
+            .collect();
+        let mut one = HashStore::new();
+        for &l in &leaves {
+            one.append(l);
+        }
+        let mut batched = HashStore::new();
+        let mut at = 0;
+        for k in [1usize, 2, 3, 255, 256, 483] {
+            let p = batched.prepare(&leaves[at..at + k]);
+            batched.extend_prepared(&p, k as u64);
+            at += k;
+        }
+        assert_eq!(at, 1000);
+        for n in 1..=1000 {
+            assert_eq!(one.root(n).unwrap(), batched.root(n).unwrap());
+        }
     }
 
     #[test]
