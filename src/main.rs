@@ -2,11 +2,13 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
-use std::io::BufWriter;
-use std::path::PathBuf;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use urna::audit::receipt::verify_receipt;
+use urna::log::{Log, LogConfig, LogKey, Opaque, Receipt};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +27,40 @@ enum Command {
     Roll {
         #[command(subcommand)]
         command: RollCommand,
+    },
+    /// Write a new Ed25519 log key (signed-note format) and print its verifier key.
+    Keygen {
+        /// The key's name: the log's checkpoint origin (deployment and election).
+        #[arg(long)]
+        name: String,
+        /// Where to write the private key (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a receipt offline against the log's verifier key.
+    VerifyReceipt {
+        /// The log's verifier key: `name+hex(id)+base64(0x01 ‖ key)`.
+        #[arg(long)]
+        key: String,
+        /// The receipt JSON file, or `-` for standard input.
+        receipt: String,
+    },
+    /// Test helper for the crash tests: append `count` entries and print each receipt as one
+    /// JSON line once it is durable.
+    #[command(hide = true)]
+    LogWriter {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        count: u64,
+        /// Submitters running at once (so batches form).
+        #[arg(long, default_value_t = 32)]
+        concurrency: u64,
+        /// Bytes per entry.
+        #[arg(long, default_value_t = 100)]
+        entry_bytes: usize,
     },
 }
 
@@ -65,7 +101,115 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Roll { command } => roll(command),
+        Command::Keygen { name, out } => keygen(&name, &out),
+        Command::VerifyReceipt { key, receipt } => verify(&key, &receipt),
+        Command::LogWriter {
+            dir,
+            key,
+            count,
+            concurrency,
+            entry_bytes,
+        } => log_writer(dir, &key, count, concurrency, entry_bytes),
     }
+}
+
+fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (skey, key) = LogKey::generate(name)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
+    f.write_all(format!("{skey}\n").as_bytes())?;
+    f.sync_all()?;
+    println!("{}", key.verifier_key());
+    Ok(())
+}
+
+fn verify(key: &str, path: &str) -> anyhow::Result<()> {
+    // A receipt is a few KiB; the bound keeps a wrong file from being read whole.
+    const MAX_RECEIPT_BYTES: u64 = 1 << 20;
+    let mut text = String::new();
+    if path == "-" {
+        std::io::stdin()
+            .take(MAX_RECEIPT_BYTES)
+            .read_to_string(&mut text)?;
+    } else {
+        std::fs::File::open(path)
+            .with_context(|| format!("opening {path}"))?
+            .take(MAX_RECEIPT_BYTES)
+            .read_to_string(&mut text)?;
+    }
+    let receipt: Receipt = serde_json::from_str(&text).context("parsing the receipt JSON")?;
+    match verify_receipt(&receipt, key) {
+        Ok(v) => {
+            println!(
+                "OK: entry {} ({} bytes) is in {} at tree size {}",
+                v.index,
+                v.entry.len(),
+                v.checkpoint.origin,
+                v.checkpoint.size
+            );
+            Ok(())
+        }
+        Err(e) => bail!("receipt does NOT verify: {e}"),
+    }
+}
+
+fn log_writer(
+    dir: PathBuf,
+    key: &Path,
+    count: u64,
+    concurrency: u64,
+    entry_bytes: usize,
+) -> anyhow::Result<()> {
+    let key = LogKey::from_file(key)?;
+    let cfg = LogConfig {
+        dir,
+        origin: key.name().to_owned(),
+        // Small segments so the crash test also crosses segment boundaries.
+        segment_max_bytes: 64 * 1024,
+        ..LogConfig::default()
+    };
+    let (log, writer) = Log::open(cfg, key, Opaque, || b"urna test genesis".to_vec())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let pid = std::process::id();
+    rt.block_on(async {
+        let concurrency = concurrency.clamp(1, 1024);
+        let mut tasks = Vec::new();
+        for t in 0..concurrency {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut i = t;
+                while i < count {
+                    let mut entry = format!("{pid}:{i}:").into_bytes();
+                    entry.resize(entry_bytes.max(entry.len()), b'.');
+                    let logged = log.submit(entry).await?;
+                    let line = serde_json::to_string(&logged.receipt)?;
+                    // One write per line: stdout is line-buffered, so the line is out before
+                    // the next submission.
+                    println!("{line}");
+                    i += concurrency;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        log.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    drop(log);
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("log writer thread panicked"))?;
+    Ok(())
 }
 
 fn roll(command: RollCommand) -> anyhow::Result<()> {
