@@ -3,6 +3,7 @@
 //!
 //! The modules, in the order a ballot meets them (DESIGN §1):
 //!
+//! - [`config`] — the whole `urna.toml`, parsed and validated at start.
 //! - [`edge`]   — L1–L4: listener, TLS, HTTP limits and admission control.
 //! - [`ballot`] — L5–L6: the wire format, the voter roll, the revote rules, signatures.
 //! - [`log`]    — L7: segments and fsync, the sequencer, the RFC 6962 tree and its tiles,
@@ -13,5 +14,6 @@
 
 pub mod audit;
 pub mod ballot;
+pub mod config;
 pub mod edge;
 pub mod log;

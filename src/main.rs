@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "urna", version, about = "Vote-submission endpoint with a Merkle-logged ballot store")]
+#[command(
+    name = "urna",
+    version,
+    about = "Vote-submission endpoint with a Merkle-logged ballot store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,0 +1,535 @@
+//! The HTTP front: routes, and L4's checks in cost order, all before a body is read:
+//! route and method (404, 405) → rate limit (429 + Retry-After) → in-flight cap and queue
+//! depth (503 + Retry-After) → content type (415) → declared length (413) → the body under a
+//! byte limit (413) and a time limit (408) → the backend.
+//!
+//! Every answer the edge makes itself is the contract's JSON error; every refusal is counted
+//! in `urna_rejections_total{layer="l4", reason}`.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use super::admission::{Admission, Class, Refused};
+use super::backend::Backend;
+use super::metrics::reject;
+use super::reply::{code, Cache, Reply};
+use super::source::in_any;
+use crate::config::LimitsConfig;
+
+/// Longest path accepted under `/log/`. The longest tlog-tiles path is
+/// `tile/entries/x001/x234/067.p/255` style, well under this.
+const MAX_LOG_PATH_BYTES: usize = 128;
+
+/// The routes, also the `route` label of the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Ballots,
+    Election,
+    Receipt,
+    Log,
+    Metrics,
+    Healthz,
+    Readyz,
+    NotFound,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/v1/ballots" => Route::Ballots,
+            "/v1/election" => Route::Election,
+            "/metrics" => Route::Metrics,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            p if p.starts_with("/v1/receipts/") => Route::Receipt,
+            p if p.starts_with("/log/") => Route::Log,
+            _ => Route::NotFound,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Ballots => "ballots",
+            Route::Election => "election",
+            Route::Receipt => "receipts",
+            Route::Log => "log",
+            Route::Metrics => "metrics",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::NotFound => "not_found",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Route::Ballots => Method::POST,
+            _ => Method::GET,
+        }
+    }
+}
+
+/// What every request of a server shares.
+pub struct Front<B> {
+    pub backend: Arc<B>,
+    pub admission: Admission,
+    pub metrics: PrometheusHandle,
+    /// Who may read `/metrics`; everyone else gets 404 (the counters tell an attacker how
+    /// well the attack works).
+    pub metrics_allow: Vec<IpNet>,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_requests_per_connection: u32,
+}
+
+impl<B> Front<B> {
+    pub fn new(
+        backend: Arc<B>,
+        limits: &LimitsConfig,
+        metrics: PrometheusHandle,
+        metrics_allow: Vec<IpNet>,
+    ) -> Front<B> {
+        Front {
+            backend,
+            admission: Admission::new(limits),
+            metrics,
+            metrics_allow,
+            max_body_bytes: limits.max_body_bytes.get(),
+            body_timeout: Duration::from_millis(limits.body_timeout_ms),
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            max_requests_per_connection: limits.max_requests_per_connection.get(),
+        }
+    }
+}
+
+/// One connection's view: who it is, how busy, and a bell to ask it to close.
+#[derive(Debug)]
+pub struct ConnState {
+    pub client: IpAddr,
+    opened: Instant,
+    requests: AtomicU32,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `opened` at the end of the last request.
+    last_active_ms: AtomicU64,
+    /// Rung when the connection has served its quota of requests.
+    pub close: Notify,
+}
+
+impl ConnState {
+    pub fn new(client: IpAddr) -> ConnState {
+        ConnState {
+            client,
+            opened: Instant::now(),
+            requests: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            close: Notify::new(),
+        }
+    }
+
+    /// When the connection has been idle (no request in flight) since, or `None` if busy.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.opened + Duration::from_millis(self.last_active_ms.load(Ordering::Acquire)))
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.store(ms, Ordering::Release);
+    }
+}
+
+/// Counts a request in flight on its connection and the server until dropped (also when the
+/// client goes away mid-request and hyper drops the future).
+struct InFlight<'a>(&'a ConnState);
+
+impl<'a> InFlight<'a> {
+    fn new(conn: &'a ConnState) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!("urna_requests_in_flight").increment(1.0);
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("urna_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// hyper's service entry point.
+pub async fn handle<B: Backend, T: hyper::body::Body<Data = Bytes>>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let _in_flight = InFlight::new(conn);
+    let served = conn
+        .requests
+        .fetch_add(1, Ordering::AcqRel)
+        .saturating_add(1);
+    if served >= front.max_requests_per_connection {
+        // The connection task answers with a graceful close: HTTP/1 ends after this
+        // answer, HTTP/2 sends GOAWAY and lets open streams finish.
+        conn.close.notify_one();
+    }
+    let start = Instant::now();
+    let route = Route::of(req.uri().path());
+    let reply = match tokio::time::timeout(front.request_timeout, dispatch(front, conn, req, route))
+        .await
+    {
+        Ok(reply) => reply,
+        Err(_) => {
+            reject("l3", "request_timeout");
+            Reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::OVERLOADED,
+                "the request took longer than the server allows",
+            )
+            .retry_after(1)
+        }
+    };
+    if reply.penalize {
+        front.admission.penalize(conn.client);
+    }
+    metrics::histogram!("urna_request_duration_seconds", "route" => route.label())
+        .record(start.elapsed().as_secs_f64());
+    metrics::counter!("urna_responses_total", "route" => route.label(), "status" => status_label(reply.status))
+        .increment(1);
+    Ok(respond(reply, route))
+}
+
+fn status_label(status: StatusCode) -> &'static str {
+    // A fixed set, so the label's cardinality is bounded whatever the backend answers.
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        400 => "400",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn respond(reply: Reply, route: Route) -> Response<Full<Bytes>> {
+    let cache = reply.cache.unwrap_or(Cache::NoStore);
+    let mut response = Response::new(Full::new(reply.body));
+    *response.status_mut() = reply.status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    if let Ok(v) = HeaderValue::from_str(&cache.header_value()) {
+        headers.insert(CACHE_CONTROL, v);
+    }
+    if let Some(s) = reply.retry_after_s {
+        headers.insert(RETRY_AFTER, HeaderValue::from(s));
+    }
+    if reply.status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = if route.method() == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+fn refused(r: Refused) -> Reply {
+    match r {
+        Refused::RateLimited {
+            scope,
+            retry_after_s,
+        } => {
+            reject(
+                "l4",
+                if scope == "source" {
+                    "rate_limited_source"
+                } else {
+                    "rate_limited_prefix"
+                },
+            );
+            Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                code::RATE_LIMITED,
+                "too many requests from your address; retry later",
+            )
+            .retry_after(retry_after_s)
+        }
+        Refused::Overloaded {
+            reason,
+            retry_after_s,
+        } => {
+            reject("l4", reason);
+            Reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::OVERLOADED,
+                "the server is busy; retry later",
+            )
+            .retry_after(retry_after_s)
+        }
+    }
+}
+
+async fn dispatch<B: Backend, T: hyper::body::Body<Data = Bytes>>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+    route: Route,
+) -> Reply
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    if route == Route::NotFound {
+        reject("l4", "path");
+        return Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource");
+    }
+    if req.method() != route.method() {
+        reject("l4", "method");
+        return Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::METHOD_NOT_ALLOWED,
+            "method not allowed on this resource",
+        );
+    }
+    let ok = |body: &'static str| Reply::json(StatusCode::OK, body).cache(Cache::NoStore);
+    match route {
+        Route::Healthz => ok(r#"{"status":"ok"}"#),
+        Route::Readyz => {
+            if front.backend.ready() {
+                ok(r#"{"status":"ready"}"#)
+            } else {
+                Reply::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    code::NOT_READY,
+                    "not ready to take ballots",
+                )
+            }
+        }
+        Route::Metrics => {
+            if !in_any(&front.metrics_allow, conn.client) {
+                reject("l4", "metrics_forbidden");
+                return Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource");
+            }
+            Reply::with_type(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                front.metrics.render(),
+            )
+            .cache(Cache::NoStore)
+        }
+        Route::Ballots => ballot(front, conn, req).await,
+        Route::Election | Route::Receipt | Route::Log => read(front, conn, req, route).await,
+        Route::NotFound => Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource"),
+    }
+}
+
+async fn read<B: Backend, T>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+    route: Route,
+) -> Reply {
+    if let Err(r) = front.admission.check_rate(Class::Read, conn.client) {
+        return refused(r);
+    }
+    let _permit = match front.admission.enter(Class::Read, 0) {
+        Ok(p) => p,
+        Err(r) => return refused(r),
+    };
+    let path = req.uri().path();
+    match route {
+        Route::Election => front.backend.election(),
+        Route::Receipt => match parse_index(&path["/v1/receipts/".len()..]) {
+            Some(index) => front.backend.receipt(index).await,
+            None => {
+                reject("l4", "malformed_index");
+                Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    code::MALFORMED,
+                    "receipt index must be a decimal integer",
+                )
+            }
+        },
+        _ => {
+            let log_path = &path["/log/".len()..];
+            if !valid_log_path(log_path) {
+                reject("l4", "path");
+                return Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource");
+            }
+            let reply = front.backend.log_read(log_path).await;
+            if reply.cache.is_none() && reply.status == StatusCode::OK {
+                let cache = Cache::for_log_path(log_path);
+                reply.cache(cache)
+            } else {
+                reply
+            }
+        }
+    }
+}
+
+/// A decimal u64, no sign, no leading zeros (one canonical spelling per index).
+fn parse_index(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// tlog-tiles paths use `[a-z0-9./]` only; refuse anything else (and `..`) at the edge.
+fn valid_log_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= MAX_LOG_PATH_BYTES
+        && !p.contains("..")
+        && !p.starts_with('/')
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'/')
+}
+
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+async fn ballot<B: Backend, T: hyper::body::Body<Data = Bytes>>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+) -> Reply
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    if let Err(r) = front.admission.check_rate(Class::Ballot, conn.client) {
+        return refused(r);
+    }
+    let _permit = match front
+        .admission
+        .enter(Class::Ballot, front.backend.queue_depth())
+    {
+        Ok(p) => p,
+        Err(r) => return refused(r),
+    };
+    if !is_json(req.headers().get(CONTENT_TYPE)) {
+        reject("l4", "content_type");
+        return Reply::error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::UNSUPPORTED_MEDIA_TYPE,
+            "ballots are application/json",
+        );
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > front.max_body_bytes as u64) {
+        reject("l4", "too_large");
+        return too_large();
+    }
+    let body = Limited::new(req.into_body(), front.max_body_bytes);
+    let bytes = match tokio::time::timeout(front.body_timeout, body.collect()).await {
+        Err(_) => {
+            reject("l4", "body_timeout");
+            return Reply::error(
+                StatusCode::REQUEST_TIMEOUT,
+                code::REQUEST_TIMEOUT,
+                "the body did not arrive in time",
+            );
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            reject("l4", "too_large");
+            return too_large();
+        }
+        Ok(Err(_)) => {
+            reject("l4", "body_error");
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                code::MALFORMED,
+                "the body could not be read",
+            );
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let received_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    front.backend.submit(bytes, conn.client, received_ms).await
+}
+
+fn too_large() -> Reply {
+    Reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        code::TOO_LARGE,
+        "the body is larger than the server accepts",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipt_index_has_one_spelling() {
+        assert_eq!(parse_index("0"), Some(0));
+        assert_eq!(parse_index("1234"), Some(1234));
+        assert_eq!(parse_index("01"), None);
+        assert_eq!(parse_index("+1"), None);
+        assert_eq!(parse_index(""), None);
+        assert_eq!(parse_index("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn log_paths_are_refused_outside_the_tiles_alphabet() {
+        assert!(valid_log_path("checkpoint"));
+        assert!(valid_log_path("tile/0/x001/234.p/5"));
+        assert!(valid_log_path("tile/entries/000"));
+        assert!(!valid_log_path("../secret"));
+        assert!(!valid_log_path("/etc/passwd"));
+        assert!(!valid_log_path("tile/0/%2e%2e"));
+        assert!(!valid_log_path(""));
+    }
+
+    #[test]
+    fn json_content_type_allows_parameters_and_case() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert!(is_json(Some(&v("application/json"))));
+        assert!(is_json(Some(&v("Application/JSON; charset=utf-8"))));
+        assert!(!is_json(Some(&v("text/plain"))));
+        assert!(!is_json(Some(&v("application/jsonx"))));
+        assert!(!is_json(None));
+    }
+}
