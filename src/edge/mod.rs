@@ -159,7 +159,16 @@ impl<B: Backend> Server<B> {
         }
         drop(done_tx);
         let mut background = tokio::task::JoinSet::new();
-        background.spawn(reload_on_sighup(self.certs.clone()));
+        // Register for SIGHUP now, before serving: a SIGHUP that arrives before the handler
+        // exists would kill the process (the signal's default action).
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                background.spawn(reload_on_sighup(self.certs.clone(), hup));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; certificate reload disabled")
+            }
+        }
         {
             let edge = self.edge.clone();
             let every = self.limiter_sweep;
@@ -224,15 +233,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn reload_on_sighup(certs: Arc<CertStore>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; certificate reload disabled");
-            return;
-        }
-    };
+async fn reload_on_sighup(certs: Arc<CertStore>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         match certs.reload() {
             Ok(()) => tracing::info!("certificate reloaded"),
