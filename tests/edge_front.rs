@@ -20,14 +20,23 @@ fn tmp() -> tempfile::TempDir {
 async fn ballots_and_reads_reach_the_backend_over_h1_and_h2() {
     let dir = tmp();
     let srv = start(config(dir.path(), "", ""), DoubleBackend::default()).await;
-    assert!(srv.cert.exists(), "certificate generated into the storage dir");
+    assert!(
+        srv.cert.exists(),
+        "certificate generated into the storage dir"
+    );
 
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let a = h1.send(post_json("/v1/ballots", BALLOT)).await.unwrap();
     assert_eq!(a.status, StatusCode::CREATED);
     assert_eq!(a.json()["index"], 1);
-    assert_eq!(srv.backend.last_body.lock().unwrap().as_deref(), Some(BALLOT.as_bytes()));
-    assert_eq!(srv.backend.last_source.lock().unwrap().unwrap().to_string(), "127.0.0.1");
+    assert_eq!(
+        srv.backend.last_body.lock().unwrap().as_deref(),
+        Some(BALLOT.as_bytes())
+    );
+    assert_eq!(
+        srv.backend.last_source.lock().unwrap().unwrap().to_string(),
+        "127.0.0.1"
+    );
 
     let mut h2 = H2::connect(srv.addr, &srv.cert).await;
     let a = h2.send(post_json("/v1/ballots", BALLOT)).await.unwrap();
@@ -38,29 +47,50 @@ async fn ballots_and_reads_reach_the_backend_over_h1_and_h2() {
     let a = h2.send(get("/v1/receipts/42")).await.unwrap();
     assert_eq!(a.json()["index"], 42);
     let a = h2.send(get("/v1/receipts/042")).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::BAD_REQUEST, "malformed"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::BAD_REQUEST, "malformed")
+    );
 
     let full = h1.send(get("/log/tile/0/x001/234")).await.unwrap();
     assert_eq!(full.status, StatusCode::OK);
-    assert_eq!(full.header("cache-control").unwrap(), "public, max-age=31536000, immutable");
+    assert_eq!(
+        full.header("cache-control").unwrap(),
+        "public, max-age=31536000, immutable"
+    );
     let partial = h1.send(get("/log/tile/0/000.p/7")).await.unwrap();
-    assert_eq!(partial.header("cache-control").unwrap(), "public, max-age=1");
+    assert_eq!(
+        partial.header("cache-control").unwrap(),
+        "public, max-age=1"
+    );
     let cp = h1.send(get("/log/checkpoint")).await.unwrap();
     assert_eq!(cp.header("cache-control").unwrap(), "public, max-age=1");
     let bad = h1.send(get("/log/../etc/passwd")).await.unwrap();
     assert_eq!(bad.status, StatusCode::NOT_FOUND);
 
-    assert_eq!(h1.send(get("/healthz")).await.unwrap().status, StatusCode::OK);
-    assert_eq!(h1.send(get("/readyz")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        h1.send(get("/healthz")).await.unwrap().status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        h1.send(get("/readyz")).await.unwrap().status,
+        StatusCode::OK
+    );
     srv.backend.not_ready.store(true, Ordering::SeqCst);
     let a = h1.send(get("/readyz")).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not_ready"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    );
 
     let m = h1.send(get("/metrics")).await.unwrap();
     assert_eq!(m.status, StatusCode::OK);
     let text = String::from_utf8_lossy(&m.body);
     assert!(text.contains("urna_responses_total"), "{text}");
-    assert!(text.contains("urna_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("urna_request_duration_seconds_bucket"),
+        "{text}"
+    );
     srv.stop().await;
 }
 
@@ -74,7 +104,10 @@ async fn metrics_are_hidden_from_addresses_outside_metrics_allow() {
     .await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let a = h1.send(get("/metrics")).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     srv.stop().await;
 }
 
@@ -82,18 +115,28 @@ async fn metrics_are_hidden_from_addresses_outside_metrics_allow() {
 async fn edge_refusals_have_their_status_and_json_code() {
     let dir = tmp();
     let srv = start(
-        config(dir.path(), "", "max_body_bytes = 23000\nbody_timeout_ms = 300"),
+        config(
+            dir.path(),
+            "",
+            "max_body_bytes = 23000\nbody_timeout_ms = 300",
+        ),
         DoubleBackend::default(),
     )
     .await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
 
     let a = h1.send(get("/nope")).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     assert_eq!(a.header("content-type").unwrap(), "application/json");
 
     let a = h1.send(get("/v1/ballots")).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
     assert_eq!(a.header("allow").unwrap(), "POST");
     let a = h1.send(post_json("/v1/election", "{}")).await.unwrap();
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -105,7 +148,10 @@ async fn edge_refusals_have_their_status_and_json_code() {
         .body(Full::new(Bytes::from_static(b"{}")))
         .unwrap();
     let a = h1.send(req).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
 
     // Declared too large: refused on Content-Length, before the body.
     let big = Bytes::from(vec![b'x'; 24_000]);
@@ -116,16 +162,23 @@ async fn edge_refusals_have_their_status_and_json_code() {
         .unwrap();
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let a = h1.send(req).await.unwrap();
-    assert_eq!((a.status, a.error_code().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+    assert_eq!(
+        (a.status, a.error_code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    );
 
     // Undeclared (chunked) and too large: refused while reading, at the byte limit.
-    let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"]).await.unwrap();
+    let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .unwrap();
     tls.write_all(b"POST /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
         .await
         .unwrap();
     let chunk = vec![b'x'; 16_000];
     for _ in 0..2 {
-        tls.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        tls.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .unwrap();
         tls.write_all(&chunk).await.unwrap();
         tls.write_all(b"\r\n").await.unwrap();
     }
@@ -133,10 +186,16 @@ async fn edge_refusals_have_their_status_and_json_code() {
     let text = read_all(&mut tls).await;
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("\"too_large\""), "{text}");
-    assert_eq!(srv.backend.submits.load(Ordering::SeqCst), 0, "nothing refused reached the backend");
+    assert_eq!(
+        srv.backend.submits.load(Ordering::SeqCst),
+        0,
+        "nothing refused reached the backend"
+    );
 
     // Slow body: head declares 100 bytes, 10 arrive, then nothing: 408.
-    let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"]).await.unwrap();
+    let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .unwrap();
     tls.write_all(b"POST /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"electio")
         .await
         .unwrap();
@@ -147,4 +206,3 @@ async fn edge_refusals_have_their_status_and_json_code() {
     assert!(started.elapsed() < Duration::from_secs(3));
     srv.stop().await;
 }
-

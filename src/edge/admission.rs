@@ -413,6 +413,6 @@ mod tests {
             })
         ));
         // Reads are not shed on the ballot queue.
-        a.enter(Class::Read, 100).unwrap();
+        let _read = a.enter(Class::Read, 100).unwrap();
     }
 }

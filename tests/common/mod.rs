@@ -52,7 +52,8 @@ impl Backend for DoubleBackend {
         *self.last_source.lock().unwrap() = Some(source);
         *self.last_body.lock().unwrap() = Some(body.clone());
         if &body[..] == b"{\"forged\":true}" {
-            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, "bad_signature", "forged").penalized();
+            return Reply::error(StatusCode::UNPROCESSABLE_ENTITY, "bad_signature", "forged")
+                .penalized();
         }
         let n = self.submits.fetch_add(1, Ordering::SeqCst);
         Reply::json(StatusCode::CREATED, format!("{{\"index\":{}}}", n + 1))
@@ -136,7 +137,10 @@ impl Running {
     }
 
     pub async fn join(self) {
-        tokio::time::timeout(WAIT, self.task).await.expect("server stopped in time").unwrap();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server stopped in time")
+            .unwrap();
     }
 }
 
@@ -220,7 +224,9 @@ impl Answer {
         self.json()["error"].as_str().unwrap_or("").to_owned()
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
     }
 }
 
@@ -268,9 +274,10 @@ impl H2 {
     pub async fn connect(addr: SocketAddr, cert: &Path) -> H2 {
         let tls = tls_connect(addr, cert, &[b"h2"]).await.unwrap();
         assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-        let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .unwrap();
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
         tokio::spawn(conn);
         H2 { send }
     }
@@ -309,7 +316,8 @@ pub fn post_json(path: &str, body: &'static str) -> Request<Full<Bytes>> {
         .unwrap()
 }
 
-pub const BALLOT: &str = r#"{"election":"test-2026","alg":"ed25519","voter":"v","seq":1,"payload":"p","sig":"s"}"#;
+pub const BALLOT: &str =
+    r#"{"election":"test-2026","alg":"ed25519","voter":"v","seq":1,"payload":"p","sig":"s"}"#;
 
 /// Reads until EOF or error; true if the peer closed within `within`.
 pub async fn closed_within<I: tokio::io::AsyncRead + Unpin>(io: &mut I, within: Duration) -> bool {
@@ -349,8 +357,10 @@ pub async fn read_all<I: tokio::io::AsyncRead + Unpin>(io: &mut I) -> String {
 fn complete_response(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let head_end = text.find("\r\n\r\n")?;
-    let len: usize = text[..head_end]
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().ok()))??;
+    let len: usize = text[..head_end].lines().find_map(|l| {
+        l.to_ascii_lowercase()
+            .strip_prefix("content-length:")
+            .map(|v| v.trim().parse().ok())
+    })??;
     (bytes.len() >= head_end + 4 + len).then(|| text.into_owned())
 }
