@@ -436,10 +436,9 @@ where
     if let Err(r) = front.admission.check_rate(Class::Ballot, conn.client) {
         return refused(r);
     }
-    let _permit = match front
-        .admission
-        .enter(Class::Ballot, front.backend.queue_depth())
-    {
+    let depth = front.backend.queue_depth();
+    metrics::gauge!("urna_backend_queue_depth").set(depth as f64);
+    let _permit = match front.admission.enter(Class::Ballot, depth) {
         Ok(p) => p,
         Err(r) => return refused(r),
     };
