@@ -4,7 +4,7 @@
 //! `{"error": "<stable code>", "message": "..."}`.
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 
 /// The stable error codes the edge itself produces (the ballot layer adds its own; all are
 /// listed in docs/PROTOCOL.md). Clients branch on these: never rename one.
@@ -33,11 +33,13 @@ pub enum Cache {
 }
 
 impl Cache {
-    pub fn header_value(self) -> String {
+    pub fn header_value(self) -> HeaderValue {
         match self {
-            Cache::NoStore => "no-store".to_owned(),
-            Cache::MaxAge(s) => format!("public, max-age={s}"),
-            Cache::Immutable => "public, max-age=31536000, immutable".to_owned(),
+            Cache::NoStore => HeaderValue::from_static("no-store"),
+            // Digits and ASCII only: always a valid header value.
+            Cache::MaxAge(s) => HeaderValue::from_str(&format!("public, max-age={s}"))
+                .unwrap_or(HeaderValue::from_static("no-store")),
+            Cache::Immutable => HeaderValue::from_static("public, max-age=31536000, immutable"),
         }
     }
 

@@ -16,14 +16,29 @@ use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+
+/// An edge error answer whose JSON is built at compile time: the 404/405/429/503 paths are
+/// what floods hit, so they allocate nothing. `code` must be one of [`super::reply::code`]
+/// (checked by `static_errors_are_the_contracts_json`); `msg` holds no `"` or `\`.
+macro_rules! static_error {
+    ($status:expr, $code:literal, $msg:literal) => {
+        Reply::json(
+            $status,
+            Bytes::from_static(
+                concat!("{\"error\":\"", $code, "\",\"message\":\"", $msg, "\"}").as_bytes(),
+            ),
+        )
+        .cache(Cache::NoStore)
+    };
+}
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
 use super::admission::{Admission, Class, Refused};
 use super::backend::Backend;
-use super::metrics::reject;
-use super::reply::{code, Cache, Reply};
+use super::metrics::{FrontMetrics, L4Reason};
+use super::reply::{Cache, Reply};
 use super::source::in_any;
 use crate::config::LimitsConfig;
 
@@ -71,6 +86,11 @@ impl Route {
         }
     }
 
+    /// Index into [`super::metrics::ROUTE_LABELS`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     fn method(self) -> Method {
         match self {
             Route::Ballots => Method::POST,
@@ -84,6 +104,7 @@ pub struct Front<B> {
     pub backend: Arc<B>,
     pub admission: Admission,
     pub metrics: PrometheusHandle,
+    pub counters: FrontMetrics,
     /// Who may read `/metrics`; everyone else gets 404 (the counters tell an attacker how
     /// well the attack works).
     pub metrics_allow: Vec<IpNet>,
@@ -104,6 +125,7 @@ impl<B> Front<B> {
             backend,
             admission: Admission::new(limits),
             metrics,
+            counters: FrontMetrics::new(),
             metrics_allow,
             max_body_bytes: limits.max_body_bytes.get(),
             body_timeout: Duration::from_millis(limits.body_timeout_ms),
@@ -154,13 +176,13 @@ impl ConnState {
 
 /// Counts a request in flight on its connection and the server until dropped (also when the
 /// client goes away mid-request and hyper drops the future).
-struct InFlight<'a>(&'a ConnState);
+struct InFlight<'a>(&'a ConnState, &'a metrics::Gauge);
 
 impl<'a> InFlight<'a> {
-    fn new(conn: &'a ConnState) -> Self {
+    fn new(conn: &'a ConnState, gauge: &'a metrics::Gauge) -> Self {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
-        metrics::gauge!("urna_requests_in_flight").increment(1.0);
-        InFlight(conn)
+        gauge.increment(1.0);
+        InFlight(conn, gauge)
     }
 }
 
@@ -168,7 +190,7 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!("urna_requests_in_flight").decrement(1.0);
+        self.1.decrement(1.0);
     }
 }
 
@@ -181,7 +203,7 @@ pub async fn handle<B: Backend, T: hyper::body::Body<Data = Bytes>>(
 where
     T::Error: std::error::Error + Send + Sync + 'static,
 {
-    let _in_flight = InFlight::new(conn);
+    let _in_flight = InFlight::new(conn, &front.counters.in_flight);
     let served = conn
         .requests
         .fetch_add(1, Ordering::AcqRel)
@@ -193,50 +215,32 @@ where
     }
     let start = Instant::now();
     let route = Route::of(req.uri().path());
-    let reply = match tokio::time::timeout(front.request_timeout, dispatch(front, conn, req, route))
-        .await
-    {
-        Ok(reply) => reply,
-        Err(_) => {
-            reject("l3", "request_timeout");
-            Reply::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                code::OVERLOADED,
-                "the request took longer than the server allows",
-            )
-            .retry_after(1)
-        }
-    };
+    let reply = dispatch(front, conn, req, route).await;
     if reply.penalize {
         front.admission.penalize(conn.client);
     }
-    metrics::histogram!("urna_request_duration_seconds", "route" => route.label())
-        .record(start.elapsed().as_secs_f64());
-    metrics::counter!("urna_responses_total", "route" => route.label(), "status" => status_label(reply.status))
-        .increment(1);
+    front.counters.answered(
+        route.index(),
+        reply.status.as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     Ok(respond(reply, route))
 }
 
-fn status_label(status: StatusCode) -> &'static str {
-    // A fixed set, so the label's cardinality is bounded whatever the backend answers.
-    match status.as_u16() {
-        200 => "200",
-        201 => "201",
-        400 => "400",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        408 => "408",
-        409 => "409",
-        413 => "413",
-        415 => "415",
-        422 => "422",
-        429 => "429",
-        500 => "500",
-        503 => "503",
-        s if s < 300 => "2xx",
-        s if s < 500 => "4xx",
-        _ => "5xx",
+/// Runs `work` (a backend call) under the request timeout. Only the parts of a request that
+/// can wait are wrapped: refusals answer at once and need no timer.
+async fn bounded<B>(front: &Front<B>, work: impl std::future::Future<Output = Reply>) -> Reply {
+    match tokio::time::timeout(front.request_timeout, work).await {
+        Ok(reply) => reply,
+        Err(_) => {
+            front.counters.request_timeout();
+            static_error!(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the request took longer than the server allows"
+            )
+            .retry_after(1)
+        }
     }
 }
 
@@ -246,9 +250,7 @@ fn respond(reply: Reply, route: Route) -> Response<Full<Bytes>> {
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
-    if let Ok(v) = HeaderValue::from_str(&cache.header_value()) {
-        headers.insert(CACHE_CONTROL, v);
-    }
+    headers.insert(CACHE_CONTROL, cache.header_value());
     if let Some(s) = reply.retry_after_s {
         headers.insert(RETRY_AFTER, HeaderValue::from(s));
     }
@@ -263,24 +265,21 @@ fn respond(reply: Reply, route: Route) -> Response<Full<Bytes>> {
     response
 }
 
-fn refused(r: Refused) -> Reply {
+fn refused<B>(front: &Front<B>, r: Refused) -> Reply {
     match r {
         Refused::RateLimited {
             scope,
             retry_after_s,
         } => {
-            reject(
-                "l4",
-                if scope == "source" {
-                    "rate_limited_source"
-                } else {
-                    "rate_limited_prefix"
-                },
-            );
-            Reply::error(
+            front.counters.reject(if scope == "source" {
+                L4Reason::RateLimitedSource
+            } else {
+                L4Reason::RateLimitedPrefix
+            });
+            static_error!(
                 StatusCode::TOO_MANY_REQUESTS,
-                code::RATE_LIMITED,
-                "too many requests from your address; retry later",
+                "rate_limited",
+                "too many requests from your address; retry later"
             )
             .retry_after(retry_after_s)
         }
@@ -288,15 +287,23 @@ fn refused(r: Refused) -> Reply {
             reason,
             retry_after_s,
         } => {
-            reject("l4", reason);
-            Reply::error(
+            front.counters.reject(if reason == "queue_depth" {
+                L4Reason::QueueDepth
+            } else {
+                L4Reason::InFlight
+            });
+            static_error!(
                 StatusCode::SERVICE_UNAVAILABLE,
-                code::OVERLOADED,
-                "the server is busy; retry later",
+                "overloaded",
+                "the server is busy; retry later"
             )
             .retry_after(retry_after_s)
         }
     }
+}
+
+fn not_found() -> Reply {
+    static_error!(StatusCode::NOT_FOUND, "not_found", "no such resource")
 }
 
 async fn dispatch<B: Backend, T: hyper::body::Body<Data = Bytes>>(
@@ -309,15 +316,15 @@ where
     T::Error: std::error::Error + Send + Sync + 'static,
 {
     if route == Route::NotFound {
-        reject("l4", "path");
-        return Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource");
+        front.counters.reject(L4Reason::Path);
+        return not_found();
     }
     if req.method() != route.method() {
-        reject("l4", "method");
-        return Reply::error(
+        front.counters.reject(L4Reason::Method);
+        return static_error!(
             StatusCode::METHOD_NOT_ALLOWED,
-            code::METHOD_NOT_ALLOWED,
-            "method not allowed on this resource",
+            "method_not_allowed",
+            "method not allowed on this resource"
         );
     }
     let ok = |body: &'static str| Reply::json(StatusCode::OK, body).cache(Cache::NoStore);
@@ -327,17 +334,17 @@ where
             if front.backend.ready() {
                 ok(r#"{"status":"ready"}"#)
             } else {
-                Reply::error(
+                static_error!(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    code::NOT_READY,
-                    "not ready to take ballots",
+                    "not_ready",
+                    "not ready to take ballots"
                 )
             }
         }
         Route::Metrics => {
             if !in_any(&front.metrics_allow, conn.client) {
-                reject("l4", "metrics_forbidden");
-                return Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource");
+                front.counters.reject(L4Reason::MetricsForbidden);
+                return not_found();
             }
             Reply::with_type(
                 StatusCode::OK,
@@ -348,7 +355,7 @@ where
         }
         Route::Ballots => ballot(front, conn, req).await,
         Route::Election | Route::Receipt | Route::Log => read(front, conn, req, route).await,
-        Route::NotFound => Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource"),
+        Route::NotFound => not_found(),
     }
 }
 
@@ -359,33 +366,33 @@ async fn read<B: Backend, T>(
     route: Route,
 ) -> Reply {
     if let Err(r) = front.admission.check_rate(Class::Read, conn.client) {
-        return refused(r);
+        return refused(front, r);
     }
     let _permit = match front.admission.enter(Class::Read, 0) {
         Ok(p) => p,
-        Err(r) => return refused(r),
+        Err(r) => return refused(front, r),
     };
     let path = req.uri().path();
     match route {
         Route::Election => front.backend.election(),
         Route::Receipt => match parse_index(&path["/v1/receipts/".len()..]) {
-            Some(index) => front.backend.receipt(index).await,
+            Some(index) => bounded(front, front.backend.receipt(index)).await,
             None => {
-                reject("l4", "malformed_index");
-                Reply::error(
+                front.counters.reject(L4Reason::MalformedIndex);
+                static_error!(
                     StatusCode::BAD_REQUEST,
-                    code::MALFORMED,
-                    "receipt index must be a decimal integer",
+                    "malformed",
+                    "receipt index must be a decimal integer"
                 )
             }
         },
         _ => {
             let log_path = &path["/log/".len()..];
             if !valid_log_path(log_path) {
-                reject("l4", "path");
-                return Reply::error(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such resource");
+                front.counters.reject(L4Reason::Path);
+                return not_found();
             }
-            let reply = front.backend.log_read(log_path).await;
+            let reply = bounded(front, front.backend.log_read(log_path)).await;
             if reply.cache.is_none() && reply.status == StatusCode::OK {
                 let cache = Cache::for_log_path(log_path);
                 reply.cache(cache)
@@ -434,20 +441,20 @@ where
     T::Error: std::error::Error + Send + Sync + 'static,
 {
     if let Err(r) = front.admission.check_rate(Class::Ballot, conn.client) {
-        return refused(r);
+        return refused(front, r);
     }
     let depth = front.backend.queue_depth();
-    metrics::gauge!("urna_backend_queue_depth").set(depth as f64);
+    front.counters.queue_depth.set(depth as f64);
     let _permit = match front.admission.enter(Class::Ballot, depth) {
         Ok(p) => p,
-        Err(r) => return refused(r),
+        Err(r) => return refused(front, r),
     };
     if !is_json(req.headers().get(CONTENT_TYPE)) {
-        reject("l4", "content_type");
-        return Reply::error(
+        front.counters.reject(L4Reason::ContentType);
+        return static_error!(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code::UNSUPPORTED_MEDIA_TYPE,
-            "ballots are application/json",
+            "unsupported_media_type",
+            "ballots are application/json"
         );
     }
     let declared = req
@@ -456,29 +463,29 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > front.max_body_bytes as u64) {
-        reject("l4", "too_large");
+        front.counters.reject(L4Reason::TooLarge);
         return too_large();
     }
     let body = Limited::new(req.into_body(), front.max_body_bytes);
     let bytes = match tokio::time::timeout(front.body_timeout, body.collect()).await {
         Err(_) => {
-            reject("l4", "body_timeout");
-            return Reply::error(
+            front.counters.reject(L4Reason::BodyTimeout);
+            return static_error!(
                 StatusCode::REQUEST_TIMEOUT,
-                code::REQUEST_TIMEOUT,
-                "the body did not arrive in time",
+                "request_timeout",
+                "the body did not arrive in time"
             );
         }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            reject("l4", "too_large");
+            front.counters.reject(L4Reason::TooLarge);
             return too_large();
         }
         Ok(Err(_)) => {
-            reject("l4", "body_error");
-            return Reply::error(
+            front.counters.reject(L4Reason::BodyError);
+            return static_error!(
                 StatusCode::BAD_REQUEST,
-                code::MALFORMED,
-                "the body could not be read",
+                "malformed",
+                "the body could not be read"
             );
         }
         Ok(Ok(collected)) => collected.to_bytes(),
@@ -486,20 +493,70 @@ where
     let received_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    front.backend.submit(bytes, conn.client, received_ms).await
+    bounded(front, front.backend.submit(bytes, conn.client, received_ms)).await
 }
 
 fn too_large() -> Reply {
-    Reply::error(
+    static_error!(
         StatusCode::PAYLOAD_TOO_LARGE,
-        code::TOO_LARGE,
-        "the body is larger than the server accepts",
+        "too_large",
+        "the body is larger than the server accepts"
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_errors_are_the_contracts_json() {
+        use crate::edge::reply::code;
+        let known = [
+            code::NOT_FOUND,
+            code::METHOD_NOT_ALLOWED,
+            code::UNSUPPORTED_MEDIA_TYPE,
+            code::TOO_LARGE,
+            code::REQUEST_TIMEOUT,
+            code::RATE_LIMITED,
+            code::OVERLOADED,
+            code::NOT_READY,
+            code::MALFORMED,
+        ];
+        let replies = [
+            not_found(),
+            too_large(),
+            static_error!(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "x y; z"),
+        ];
+        for r in replies {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert!(known.contains(&v["error"].as_str().unwrap()), "{v}");
+            let dynamic = Reply::error(
+                r.status,
+                v["error"].as_str().unwrap(),
+                v["message"].as_str().unwrap(),
+            );
+            assert_eq!(dynamic.body, r.body, "same bytes as the serde-built error");
+        }
+    }
+
+    #[test]
+    fn route_index_matches_the_metric_labels() {
+        for route in [
+            Route::Ballots,
+            Route::Election,
+            Route::Receipt,
+            Route::Log,
+            Route::Metrics,
+            Route::Healthz,
+            Route::Readyz,
+            Route::NotFound,
+        ] {
+            assert_eq!(
+                crate::edge::metrics::ROUTE_LABELS[route.index()],
+                route.label()
+            );
+        }
+    }
 
     #[test]
     fn receipt_index_has_one_spelling() {
