@@ -107,7 +107,9 @@ async fn per_source_new_connection_rate_closes_the_burst_past_it() {
                 .is_ok(),
         );
     }
-    assert_eq!(results, [true, true, true, false, false]);
+    // Three in the burst; at 1/s, a slow machine may refill one token during the test.
+    assert_eq!(results[..3], [true, true, true]);
+    assert!(results[3..].contains(&false), "{results:?}");
     srv.stop().await;
 }
 

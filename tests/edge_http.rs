@@ -184,7 +184,8 @@ async fn read_rate_limit_answers_429_and_spares_ballots() {
             limited += 1;
         }
     }
-    assert_eq!(limited, 7);
+    // 3 in the burst; at 1/s at most a token or two refill while the test runs.
+    assert!((5..=7).contains(&limited), "{limited} of 10 limited");
     assert_eq!(
         h2.send(post_json("/v1/ballots", BALLOT))
             .await
@@ -320,6 +321,13 @@ async fn h2_concurrent_streams_are_capped_per_connection() {
             c.send(post_json("/v1/ballots", BALLOT)).await.unwrap()
         }));
     }
+    for _ in 0..500 {
+        if srv.backend.in_submit.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Give the other three every chance to get in, then check they did not.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(srv.backend.in_submit.load(Ordering::SeqCst), 2);
     hold.add_permits(5);
