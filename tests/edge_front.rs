@@ -206,3 +206,45 @@ async fn edge_refusals_have_their_status_and_json_code() {
     assert!(started.elapsed() < Duration::from_secs(3));
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn type_and_declared_length_are_refused_before_any_body_byte() {
+    let dir = tmp();
+    // A long body timeout: an answer that waited for the body would take 5 s.
+    let srv = start(
+        config(
+            dir.path(),
+            "",
+            "max_body_bytes = 23000\nbody_timeout_ms = 5000",
+        ),
+        DoubleBackend::default(),
+    )
+    .await;
+    for (head, status, code) in [
+        (
+            "POST /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\n",
+            "415",
+            "unsupported_media_type",
+        ),
+        (
+            "POST /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 999999\r\n\r\n",
+            "413",
+            "too_large",
+        ),
+        (
+            "PUT /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+            "405",
+            "method_not_allowed",
+        ),
+    ] {
+        let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"]).await.unwrap();
+        tls.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let text = read_all(&mut tls).await;
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{text}");
+        assert!(text.contains(&format!("\"{code}\"")), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(2), "waited for the body");
+    }
+    assert_eq!(srv.backend.submits.load(Ordering::SeqCst), 0);
+    srv.stop().await;
+}
