@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -23,6 +23,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the ballot endpoint: TLS, the L1–L4 edge, the ballot layer and the log.
+    Serve {
+        /// The configuration file; without it, the embedded default (config/urna.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Voter roll tools.
     Roll {
         #[command(subcommand)]
@@ -100,6 +106,7 @@ enum AlgArg {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { config } => serve(config),
         Command::Roll { command } => roll(command),
         Command::Keygen { name, out } => keygen(&name, &out),
         Command::VerifyReceipt { key, receipt } => verify(&key, &receipt),
@@ -113,17 +120,104 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = urna::config::Config::load(config_path.as_deref())?;
+    urna::edge::telemetry::init_tracing(config.server.log_format);
+    let tls = urna::edge::prepare_tls(&config).context("preparing TLS")?;
+    let opened = urna::service::open(&config).context("opening the election")?;
+    let source = config_path.map_or("embedded default".to_owned(), |p| p.display().to_string());
+    let generated = |yes: bool| if yes { " (generated now)" } else { "" };
+    println!("config:       {source}");
+    println!(
+        "certificate:  {}{}",
+        tls.cert.display(),
+        generated(tls.generated)
+    );
+    println!("tls key:      {}", tls.key.display());
+    println!("storage:      {}", config.storage.dir.display());
+    println!(
+        "roll:         {} ({} voters){}",
+        opened.roll.display(),
+        opened.voters,
+        generated(opened.demo_keys.is_some())
+    );
+    let keys = opened.roll.with_file_name("voters.jsonl");
+    if keys.exists() {
+        println!("demo voters:  {} (secret keys: demo only)", keys.display());
+    }
+    println!(
+        "log:          {} ({} entries)",
+        opened.log_dir.display(),
+        opened.log_size
+    );
+    println!("log key:      {}", opened.log_key.display());
+    println!("verifier key: {}", opened.verifier_key);
+    println!("url:          https://{}/", config.server.listen);
+    if let Some(plain) = config.server.listen_plain {
+        println!("plain http:   http://{plain}/");
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(run_server(config, opened))
+}
+
+async fn run_server(
+    config: urna::config::Config,
+    opened: urna::service::Opened,
+) -> anyhow::Result<()> {
+    let service = opened.service;
+    let writer = opened.writer;
+    let mut writer_done = tokio::task::spawn_blocking(move || writer.join());
+    if let Some(closes_at) = config.election.closes_at {
+        let grace = std::time::Duration::from_millis(config.limits.request_timeout_ms);
+        let final_path = config.storage.dir.join("final-checkpoint");
+        tokio::spawn(close_at(closes_at, grace, service.clone(), final_path));
+    }
+    let serving = urna::edge::serve(&config, service.clone(), urna::edge::shutdown_signal());
+    tokio::pin!(serving);
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut serving => return r.context("serving"),
+            _ = &mut writer_done, if !writer_done.is_finished() || service.log().is_poisoned() => {
+                if service.log().is_poisoned() {
+                    // A write or fsync failed. No retry on the same files: exit, and let the
+                    // next start recover from what is durable (DESIGN §3).
+                    tracing::error!("the log store failed a write or fsync; exiting to recover from disk");
+                    std::process::exit(70);
+                }
+            }
+        }
+    }
+}
+
+/// At `closes_at` the ballot layer refuses every later ballot by itself (the window is
+/// judged on each ballot's receive time). Once the ballots received before it have had
+/// `grace` to be sequenced, the checkpoint then current is the election's final one: it is
+/// written to `path` and logged, for observers to pin.
+async fn close_at(
+    closes_at: time::OffsetDateTime,
+    grace: std::time::Duration,
+    service: std::sync::Arc<urna::service::Service>,
+    path: PathBuf,
+) {
+    let wait = closes_at - time::OffsetDateTime::now_utc();
+    let wait = std::time::Duration::try_from(wait).unwrap_or_default() + grace;
+    tokio::time::sleep(wait).await;
+    let cp = service.log().checkpoint();
+    let note = String::from_utf8_lossy(&cp.note).into_owned();
+    match std::fs::write(&path, &cp.note) {
+        Ok(()) => {
+            tracing::info!(size = cp.size, path = %path.display(), checkpoint = %note, "election closed: final checkpoint")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, checkpoint = %note, "election closed; writing the final checkpoint failed")
+        }
+    }
+}
+
 fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let (skey, key) = LogKey::generate(name)?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
+    let key = LogKey::generate_file(name, out)
         .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
-    f.write_all(format!("{skey}\n").as_bytes())?;
-    f.sync_all()?;
     println!("{}", key.verifier_key());
     Ok(())
 }

@@ -9,6 +9,7 @@
 //!   replay from the log).
 //! - [`verify`]   — signature verification, single and batched (the only maker of
 //!   [`VerifiedBallot`]).
+//! - [`pool`]     — the verification threads: off the async runtime, bounded, batched.
 //! - [`entry`]    — the logged entry bytes: the manifest (entry 0) and accepted ballots.
 //! - [`keys`]     — voter secret keys and signing, for the roll generator, simulator, tests.
 //! - [`error`]    — [`BallotError`], one variant per stable wire code.
@@ -19,6 +20,7 @@ pub mod election;
 pub mod entry;
 pub mod error;
 pub mod keys;
+pub mod pool;
 pub mod roll;
 pub mod state;
 pub mod verify;

@@ -1,1 +1,245 @@
-//! L1–L4: the listener, TLS, HTTP limits and admission control.
+//! L1–L4: everything between a voter's TCP connection and the ballot layer.
+//!
+//! In the order a connection meets them:
+//! - [`listener`]  — accept loops; PROXY v2; the TLS handshake; hyper serving h1 and h2.
+//! - [`accept`]    — L1: deny/allow lists, connection caps, per-source connection rate.
+//! - [`proxy`]     — PROXY protocol v2 from trusted balancers.
+//! - [`tls`]       — L2's certificate: generation on first start, reload on SIGHUP.
+//! - [`router`]    — the HTTP front: routes and L4's checks before the body is read.
+//! - [`admission`] — L4: keyed rate limits per source and prefix, load shedding, penalties.
+//! - [`source`]    — source (/32, /64) and prefix (/24, /48) keys.
+//! - [`backend`]   — the one trait everything behind the edge implements.
+//! - [`reply`]     — answers and the stable error codes.
+//! - [`metrics`], [`telemetry`] — Prometheus and log output.
+
+pub mod accept;
+pub mod admission;
+pub mod backend;
+pub mod listener;
+pub mod metrics;
+pub mod proxy;
+pub mod reply;
+pub mod router;
+pub mod source;
+pub mod telemetry;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+pub use backend::Backend;
+pub use reply::{Cache, Reply};
+
+use crate::config::Config;
+use listener::Edge;
+use router::Front;
+use tls::{CertStore, TlsError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Where the TLS material is, and whether it was just generated.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub generated: bool,
+}
+
+/// Makes sure a certificate exists: the configured pair, or a self-signed P-256 certificate
+/// generated into `<storage.dir>/tls/` on first start. Checks that it loads.
+pub fn prepare_tls(config: &Config) -> Result<TlsSetup, TlsError> {
+    let (cert, key, generate) = config.tls_paths();
+    let generated = generate && tls::ensure_self_signed(&cert, &key)?;
+    tls::load_certified_key(&cert, &key, &tls::provider())?;
+    Ok(TlsSetup {
+        cert,
+        key,
+        generated,
+    })
+}
+
+/// A bound, not yet running server.
+pub struct Server<B> {
+    edge: Arc<Edge<B>>,
+    certs: Arc<CertStore>,
+    acceptor: TlsAcceptor,
+    tls_listener: TcpListener,
+    plain_listener: Option<TcpListener>,
+    limiter_sweep: Duration,
+}
+
+impl<B: Backend> Server<B> {
+    /// Prepares TLS (generating the certificate if needed) and binds the listeners.
+    pub async fn bind(config: &Config, backend: Arc<B>) -> Result<Server<B>, ServeError> {
+        let setup = prepare_tls(config)?;
+        let certs = CertStore::load(&setup.cert, &setup.key)?;
+        let acceptor = TlsAcceptor::from(certs.server_config()?);
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        let tls_listener = bind(config.server.listen).await?;
+        let plain_listener = match config.server.listen_plain {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let front = Front::new(
+            backend,
+            &config.limits,
+            metrics::install(),
+            config.server.metrics_allow.clone(),
+        );
+        Ok(Server {
+            edge: Arc::new(Edge::new(&config.server, &config.limits, front)),
+            certs,
+            acceptor,
+            tls_listener,
+            plain_listener,
+            limiter_sweep: Duration::from_millis(config.limits.limiter_sweep_ms),
+        })
+    }
+
+    /// The TLS listener's address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tls_listener.local_addr()
+    }
+
+    /// The plain-HTTP listener's address, if configured.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The certificate store (reload it by hand, or read the leaf in use).
+    pub fn certs(&self) -> Arc<CertStore> {
+        self.certs.clone()
+    }
+
+    /// Serves until `shutdown` resolves; reloads the certificate on SIGHUP. Then: stops
+    /// accepting, asks every connection to close gracefully, waits for in-flight requests
+    /// up to `server.shutdown_grace_ms`, and calls [`Backend::shutdown`].
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(listener::accept_loop(
+            self.edge.clone(),
+            self.tls_listener,
+            Some(self.acceptor),
+            stop_rx.clone(),
+            done_tx.clone(),
+        ));
+        if let Some(plain) = self.plain_listener {
+            tasks.spawn(listener::accept_loop(
+                self.edge.clone(),
+                plain,
+                None,
+                stop_rx.clone(),
+                done_tx.clone(),
+            ));
+        }
+        drop(done_tx);
+        let mut background = tokio::task::JoinSet::new();
+        // Register for SIGHUP now, before serving: a SIGHUP that arrives before the handler
+        // exists would kill the process (the signal's default action).
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(hup) => {
+                background.spawn(reload_on_sighup(self.certs.clone(), hup));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; certificate reload disabled")
+            }
+        }
+        {
+            let edge = self.edge.clone();
+            let every = self.limiter_sweep;
+            background.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    edge.front.admission.sweep();
+                    edge.front.metrics.run_upkeep();
+                }
+            });
+        }
+
+        shutdown.await;
+        tracing::info!("shutting down: no new connections; finishing in-flight requests");
+        let _ = stop_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        // Every connection task holds a `done` sender: recv() is None once all are gone.
+        let grace = self.edge.shutdown_grace;
+        if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "connections still open after the grace period"
+            );
+        }
+        background.abort_all();
+        self.edge.front.backend.shutdown().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Binds and runs: what `urna serve` calls once the backend exists.
+pub async fn serve<B: Backend>(
+    config: &Config,
+    backend: Arc<B>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let server = Server::bind(config, backend).await?;
+    tracing::info!(
+        listen = %server.local_addr().map_err(|source| ServeError::Bind { addr: config.server.listen, source })?,
+        plain = ?server.plain_addr(),
+        "serving"
+    );
+    server.run(shutdown).await
+}
+
+/// Resolves on SIGTERM or SIGINT: pass it to [`serve`] as the shutdown future.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn reload_on_sighup(certs: Arc<CertStore>, mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "certificate reload failed; keeping the old certificate")
+            }
+        }
+    }
+}

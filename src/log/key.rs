@@ -8,7 +8,7 @@ use std::path::Path;
 /// Why a key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("reading key file {path}: {source}")]
+    #[error("key file {path}: {source}")]
     Io {
         path: String,
         source: std::io::Error,
@@ -74,6 +74,28 @@ impl LogKey {
         let (skey, _vkey) = signed_note::generate_key(&mut rand::rngs::OsRng, name);
         let key = Self::parse(&skey)?;
         Ok((skey, key))
+    }
+
+    /// Generates a key named `name` and writes it to `path`, which must not exist: created
+    /// with mode 0600 and fsynced, so the key that signs the first checkpoint is never lost
+    /// to a crash while the checkpoint survives it.
+    pub fn generate_file(name: &str, path: &Path) -> Result<Self, KeyError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let (skey, key) = Self::generate(name)?;
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        f.write_all(format!("{skey}\n").as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(key)
     }
 
     /// The key's name, which is the log's origin.

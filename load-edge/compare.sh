@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# 429s for one source far past its limit: Urna's edge (examples/edge_target) against nginx
+# limit_req, the same wrk command against each, alternating, ROUNDS times. Prints for each
+# run the 429 rate and the server CPU time per 1000 answers (utime+stime of the server
+# processes, from /proc), which is steadier than throughput on a shared machine.
+# Usage: load-edge/compare.sh URNA_PID "NGINX_WORKER_PIDS" [ROUNDS] [SECONDS]
+set -euo pipefail
+urna_pid=$1; nginx_pids=$2; rounds=${3:-3}; secs=${4:-10}
+cd "$(dirname "$0")/.."
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+for r in $(seq 1 "$rounds"); do
+  for target in urna nginx; do
+    if [ $target = urna ]; then port=18443; pids=$urna_pid; else port=18444; pids=$nginx_pids; fi
+    before=$(ticks $pids)
+    out=$(wrk -t1 -c32 -d${secs}s -s load-edge/ballot.lua https://127.0.0.1:$port/v1/ballots)
+    after=$(ticks $pids)
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    cpu_ms=$(( (after - before) * 1000 / hz ))
+    echo "round $r $target: requests/s $rps, non-2xx ${non2xx:-0}, server cpu ${cpu_ms} ms, cpu per 1000 answers $(awk -v c=$cpu_ms -v n=${non2xx:-1} 'BEGIN{printf "%.1f ms", c*1000/n}')"
+  done
+done

@@ -1,0 +1,118 @@
+//! L6's thread pool: signature verification off the async runtime, batched under load.
+//!
+//! Verification is the most expensive thing a ballot costs before the log (~20–50 µs of CPU).
+//! Run on the tokio workers it would stall accept, TLS and HTTP for every connection; run on
+//! `spawn_blocking` it would have no bound. So a fixed set of threads drains one bounded
+//! queue: under light load each thread takes one ballot at a time (no added latency); under
+//! load the queue fills and each thread takes up to `max_batch` at once, which the batch
+//! verifier checks several times cheaper per signature (docs/ARCHITECTURE.md). A full queue
+//! refuses at once, so the edge answers 503 instead of letting requests pile up in memory.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::error::BallotError;
+use super::verify::{verify_batch, VerifiedBallot};
+use super::wire::Ballot;
+
+/// Why the pool gave no verdict (the server's state, not the client's fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Every queue slot is taken: shed the ballot (503 + Retry-After).
+    #[error("the signature queue is full")]
+    Full,
+    /// The pool's threads are gone (shutdown).
+    #[error("the signature pool is stopped")]
+    Stopped,
+}
+
+struct Job {
+    ballot: Ballot,
+    reply: oneshot::Sender<Result<VerifiedBallot, BallotError>>,
+}
+
+/// A cloneable handle to the verification threads.
+#[derive(Clone)]
+pub struct VerifierPool {
+    tx: SyncSender<Job>,
+    /// Ballots queued or being verified, for the edge's queue-depth load shedding.
+    depth: Arc<AtomicUsize>,
+}
+
+impl VerifierPool {
+    /// Starts `threads` verification threads sharing a queue of `queue_depth` ballots; each
+    /// takes at most `max_batch` ballots at a time.
+    pub fn start(threads: usize, queue_depth: usize, max_batch: usize) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel::<Job>(queue_depth.max(1));
+        let rx = Arc::new(Mutex::new(rx));
+        let depth = Arc::new(AtomicUsize::new(0));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let depth = depth.clone();
+            let max_batch = max_batch.max(1);
+            std::thread::Builder::new()
+                .name(format!("urna-verify-{i}"))
+                .spawn(move || worker(&rx, &depth, max_batch))?;
+        }
+        Ok(VerifierPool { tx, depth })
+    }
+
+    /// Verifies one ballot on the pool. Never waits for queue space.
+    pub async fn verify(
+        &self,
+        ballot: Ballot,
+    ) -> Result<Result<VerifiedBallot, BallotError>, PoolError> {
+        let (reply, rx) = oneshot::channel();
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Job { ballot, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(PoolError::Full);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                return Err(PoolError::Stopped);
+            }
+        }
+        rx.await.map_err(|_| PoolError::Stopped)
+    }
+
+    /// Ballots queued or in verification now.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>, depth: &AtomicUsize, max_batch: usize) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    loop {
+        {
+            // One thread at a time waits on the queue; it takes what is there up to
+            // `max_batch`, then lets the next thread in while it verifies.
+            let Ok(rx) = rx.lock() else { return };
+            match rx.recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => return,
+            }
+            while jobs.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let n = jobs.len();
+        metrics::histogram!("urna_verify_batch_size").record(n as f64);
+        let (ballots, replies): (Vec<Ballot>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.ballot, j.reply)).unzip();
+        for (verdict, reply) in verify_batch(ballots).into_iter().zip(replies) {
+            // The request may have gone (client hung up): nothing to answer.
+            let _ = reply.send(verdict);
+        }
+        depth.fetch_sub(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,678 @@
+//! The whole `urna.toml`: one typed struct per section, parsed with `deny_unknown_fields` so
+//! a misspelt key is a startup error that names it, never a silently ignored limit.
+//!
+//! Units go last in key names (`_ms`, `_bytes`, `_per_s`). Rates and caps that must not be
+//! zero are `NonZero*` types, so a zero is rejected by the parser with the key's name.
+//! Cross-key rules (a cap that must exceed another) are checked in [`Config::validate`].
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::ballot::RevotePolicy;
+
+/// The embedded default configuration: small, works on a fresh machine, storage in `./data`.
+pub const DEFAULT_TOML: &str = include_str!("../config/urna.toml");
+
+/// Why a configuration could not be used. Every variant names the file or the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The TOML did not match the schema: the message names the key (unknown key, bad type,
+    /// zero where a non-zero is required, malformed address or date).
+    #[error("invalid config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// The keys parsed but disagree with each other.
+    #[error("invalid config: `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// The whole `urna.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    pub election: ElectionConfig,
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub signatures: SignaturesConfig,
+}
+
+/// `[server]`: where to listen and whom to trust for client addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The TLS listener voters connect to.
+    pub listen: SocketAddr,
+    /// Optional plain-HTTP listener, for deployments behind a TLS-terminating balancer.
+    /// Without TLS, only bind it to an address the balancer alone can reach.
+    #[serde(default)]
+    pub listen_plain: Option<SocketAddr>,
+    /// Peers allowed to send a PROXY protocol v2 header. Behind a balancer every connection
+    /// comes from its address; without the header every voter would share one rate limit.
+    /// A header from any other peer closes the connection (it could forge its address).
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Whether a trusted proxy *must* send the header. When true, a trusted peer without one
+    /// is closed: its traffic would otherwise be limited as the balancer's own address.
+    #[serde(default = "yes")]
+    pub proxy_protocol_required: bool,
+    /// Who may read `/metrics` (everyone else gets 404): the counters tell an attacker how
+    /// well an attack works. Default: loopback only.
+    #[serde(default = "d_metrics_allow")]
+    pub metrics_allow: Vec<IpNet>,
+    /// `human` or `json` log lines on stderr.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// On SIGTERM, how long in-flight requests may take to finish before their connections
+    /// are dropped. Bounds how long a shutdown (and so a rolling restart) can hang.
+    #[serde(default = "d_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `[tls]`: the server certificate. Both absent: a self-signed ECDSA P-256 certificate is
+/// generated into `<storage.dir>/tls/` on first start and reused after.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first. Re-read on SIGHUP.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1). Re-read on SIGHUP.
+    pub key: Option<PathBuf>,
+}
+
+/// `[limits]`: every bound of L1–L4 (DESIGN §1). The defaults suit one real deployment on a
+/// small machine; `config/production.example.toml` says why each exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    // ---- L1 accept ----
+    /// Connections from these networks are closed at accept.
+    pub deny: Vec<IpNet>,
+    /// When not empty, only these networks may connect (checked after `deny`).
+    pub allow: Vec<IpNet>,
+    /// Most open connections in all. Each costs memory (TLS state, buffers); past it new
+    /// connections are closed at accept rather than exhausting file descriptors.
+    pub max_connections: NonZeroUsize,
+    /// Most open connections from one source (IPv4 /32, IPv6 /64): one host cannot take the
+    /// whole connection budget.
+    pub max_connections_per_source: NonZeroU32,
+    /// New connections per second from one source, sustained. Handshakes are the dearest
+    /// thing a client can make us do; this bounds what one host can ask for.
+    pub new_connections_per_source_per_s: NonZeroU32,
+    /// Burst allowance above that rate (a browser opens a few connections at once).
+    pub new_connections_burst: NonZeroU32,
+    /// Most sources tracked by L1. The table is keyed by what the network chooses, so it has
+    /// a cap; past it idle sources are evicted, oldest first. Must exceed `max_connections`
+    /// so a source with live connections never needs evicting.
+    pub max_tracked_sources: NonZeroUsize,
+
+    // ---- L2 TLS ----
+    /// A handshake (and PROXY header) not finished in this time is dropped: a client that
+    /// stalls mid-handshake cannot hold a handshake slot.
+    pub handshake_timeout_ms: u64,
+    /// Most handshakes in flight. A handshake costs far more CPU than a request; past this
+    /// many, new connections wait in the kernel's accept queue instead of starving requests
+    /// already inside.
+    pub max_handshakes_in_flight: NonZeroUsize,
+
+    // ---- L3 HTTP ----
+    /// The whole request head must arrive within this time (slowloris).
+    pub header_read_timeout_ms: u64,
+    /// Largest request head (HTTP/1 read buffer, HTTP/2 header list). Bigger heads are
+    /// refused before they cost memory. HTTP/1 needs at least 8192.
+    pub max_header_bytes: u32,
+    /// Most header fields in one HTTP/1 request.
+    pub max_headers: NonZeroUsize,
+    /// One request, from its head to the last byte of the answer. A bound on how long any
+    /// request can hold an in-flight slot.
+    pub request_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed: idle keep-alive
+    /// connections cost a slot under `max_connections`.
+    pub keep_alive_idle_ms: u64,
+    /// After this many requests a connection is asked to close (HTTP/1 `Connection: close`,
+    /// HTTP/2 GOAWAY), so one connection cannot pin a source forever past new L1 rules.
+    pub max_requests_per_connection: NonZeroU32,
+    /// HTTP/2 streams open at once on one connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 streams reset by the client before we accepted them (rapid reset,
+    /// CVE-2023-44487): past this the connection gets GOAWAY.
+    pub h2_max_pending_accept_reset_streams: usize,
+    /// HTTP/2 streams we had to reset for the client's protocol errors (CVE-2024-27316-like
+    /// floods): past this the connection gets GOAWAY.
+    pub h2_max_local_error_reset_streams: usize,
+    /// HTTP/2 flow-control window per stream; bounds what a client can push before we read.
+    pub h2_initial_stream_window_bytes: u32,
+    /// HTTP/2 flow-control window per connection.
+    pub h2_initial_connection_window_bytes: u32,
+    /// Largest HTTP/2 frame we accept (16384..=16777215).
+    pub h2_max_frame_bytes: u32,
+
+    // ---- L4 admission ----
+    /// Ballot submissions per second from one source (IPv4 /32, IPv6 /64). A voter needs one.
+    pub ballots_per_source_per_s: NonZeroU32,
+    /// Ballot burst per source.
+    pub ballots_burst_per_source: NonZeroU32,
+    /// Ballot submissions per second from one prefix (IPv4 /24, IPv6 /48): a household, an
+    /// office behind NAT, or one attacker's subnet.
+    pub ballots_per_prefix_per_s: NonZeroU32,
+    /// Ballot burst per prefix.
+    pub ballots_burst_per_prefix: NonZeroU32,
+    /// Reads (election, receipts, tiles) per second from one source. Reads are cheap but
+    /// not free; a separate budget keeps a read flood from eating the ballot budget.
+    pub reads_per_source_per_s: NonZeroU32,
+    /// Read burst per source.
+    pub reads_burst_per_source: NonZeroU32,
+    /// Reads per second from one prefix.
+    pub reads_per_prefix_per_s: NonZeroU32,
+    /// Read burst per prefix.
+    pub reads_burst_per_prefix: NonZeroU32,
+    /// Most keys tracked by each L4 rate limiter. Past it, new keys share one fallback
+    /// limiter (they are throttled together) until the periodic sweep frees room.
+    pub max_tracked_keys: NonZeroUsize,
+    /// How often idle limiter keys are forgotten (`retain_recent` + `shrink_to_fit`).
+    pub limiter_sweep_ms: u64,
+    /// Most requests being handled at once, all routes. Past it: 503 + Retry-After, before
+    /// the body is read, so overload costs almost nothing.
+    pub max_in_flight: NonZeroUsize,
+    /// When the backend reports this many ballots queued (sequencer, signature pool), new
+    /// ballots get 503 + Retry-After instead of waiting past their timeout.
+    pub shed_queue_depth: NonZeroUsize,
+    /// `Retry-After` seconds on a 503.
+    pub overloaded_retry_after_s: u32,
+    /// Largest ballot request body (the JSON, with base64 payload and signature). Checked on
+    /// `Content-Length` before reading, and again while reading.
+    pub max_body_bytes: NonZeroUsize,
+    /// The body must arrive within this time, or 408: a slow body holds an in-flight slot.
+    pub body_timeout_ms: u64,
+    /// Tokens taken from a source's ballot budget when the ballot layer reports it sent a
+    /// bad signature (on top of the one its request already used). Clamped to the burst.
+    pub penalty_tokens: NonZeroU32,
+}
+
+/// `[election]`: the one election this server takes ballots for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElectionConfig {
+    /// Election id, `[a-z0-9._-]{1,64}` (DESIGN §2).
+    pub id: String,
+    /// The voter roll file, one `<alg> <key>` per line.
+    pub roll: PathBuf,
+    /// Revote policy: `last` (a higher `seq` replaces the earlier ballot; every version is
+    /// logged) or `none` (one ballot per voter).
+    #[serde(default = "d_revote")]
+    pub revote: RevotePolicy,
+    /// Ballots before this instant are refused (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub opens_at: Option<OffsetDateTime>,
+    /// Ballots from this instant on are refused and a final checkpoint is signed (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub closes_at: Option<OffsetDateTime>,
+    /// Largest decoded ballot payload. A logged entry must fit in 65,535 bytes (tlog-tiles).
+    #[serde(default = "d_max_payload_bytes")]
+    pub max_payload_bytes: NonZeroUsize,
+    /// Most ballots one voter may have logged under revote `last`. Without it one eligible
+    /// key could append entries for the whole election (each costs disk and every auditor's
+    /// time); a real voter revotes a handful of times.
+    #[serde(default = "d_max_ballots_per_voter")]
+    pub max_ballots_per_voter: NonZeroU32,
+    /// Demo and load tests only: when the roll file does not exist, generate an electorate
+    /// of this many voters — the roll, and beside it `voters.jsonl` with their *secret*
+    /// keys. Never set in production, where a missing roll must stop the server.
+    #[serde(default)]
+    pub demo_voters: Option<NonZeroU32>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Everything durable lives here: log segments, keys, the generated certificate.
+    pub dir: PathBuf,
+}
+
+/// `[log]`: the Merkle log and its single writer (DESIGN §1, L7). The log's directory is
+/// `<storage.dir>/log`; its key `<storage.dir>/log.key` (generated on first start).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Checkpoint origin and log key name: names the deployment and the election, so a
+    /// checkpoint of one election can never pass for another's. Default
+    /// `urna.localhost/<election.id>`; a real deployment names its own domain.
+    pub origin: Option<String>,
+    /// Most ballots in one group commit (one fdatasync, one signed checkpoint). Larger
+    /// batches raise throughput; the bound keeps the first ballot's wait short.
+    pub batch_max_entries: NonZeroUsize,
+    /// How long the writer waits to fill a batch once it has one ballot, in µs. Zero: take
+    /// what is queued and go (under load, ballots queue during the previous fsync anyway).
+    pub batch_delay_us: u64,
+    /// Most ballots waiting for the writer; past it, submissions fail fast with 503.
+    pub queue_depth: NonZeroUsize,
+    /// A segment file is closed and a new one started at this size.
+    pub segment_max_bytes: u64,
+}
+
+/// `[signatures]`: the L6 verification pool. Verifying costs ~20–60 µs of CPU a ballot:
+/// run on the async workers it would stall accept, TLS and HTTP for everyone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignaturesConfig {
+    /// Verification threads. Default: one per core.
+    pub threads: Option<NonZeroUsize>,
+    /// Ballots waiting for a verifier; past it, new ballots get 503 at once instead of
+    /// piling up in memory.
+    pub queue_depth: NonZeroUsize,
+    /// Most ballots one thread verifies as a batch (Ed25519 batches are ~2× cheaper per
+    /// signature; a bad one in a batch costs a re-check of each alone).
+    pub max_batch: NonZeroUsize,
+}
+
+impl Default for SignaturesConfig {
+    fn default() -> Self {
+        SignaturesConfig {
+            threads: None,
+            queue_depth: nz(4_096),
+            max_batch: nz(64),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn d_metrics_allow() -> Vec<IpNet> {
+    ["127.0.0.0/8", "::1/128"]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+fn d_shutdown_grace_ms() -> u64 {
+    10_000
+}
+fn d_revote() -> RevotePolicy {
+    RevotePolicy::Last
+}
+fn d_max_ballots_per_voter() -> NonZeroU32 {
+    nz32(32)
+}
+fn d_max_payload_bytes() -> NonZeroUsize {
+    nz(16 * 1024)
+}
+
+/// A non-zero constant. Only called with literals above zero.
+const fn nz(n: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(n) {
+        Some(n) => n,
+        None => panic!("zero constant"),
+    }
+}
+const fn nz32(n: u32) -> NonZeroU32 {
+    match NonZeroU32::new(n) {
+        Some(n) => n,
+        None => panic!("zero constant"),
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            deny: Vec::new(),
+            allow: Vec::new(),
+            max_connections: nz(10_000),
+            max_connections_per_source: nz32(64),
+            new_connections_per_source_per_s: nz32(20),
+            new_connections_burst: nz32(40),
+            max_tracked_sources: nz(100_000),
+            handshake_timeout_ms: 5_000,
+            max_handshakes_in_flight: nz(256),
+            header_read_timeout_ms: 5_000,
+            max_header_bytes: 16 * 1024,
+            max_headers: nz(64),
+            request_timeout_ms: 15_000,
+            keep_alive_idle_ms: 30_000,
+            max_requests_per_connection: nz32(10_000),
+            h2_max_concurrent_streams: 100,
+            h2_max_pending_accept_reset_streams: 20,
+            h2_max_local_error_reset_streams: 100,
+            h2_initial_stream_window_bytes: 64 * 1024,
+            h2_initial_connection_window_bytes: 1024 * 1024,
+            h2_max_frame_bytes: 16 * 1024,
+            ballots_per_source_per_s: nz32(5),
+            ballots_burst_per_source: nz32(10),
+            ballots_per_prefix_per_s: nz32(100),
+            ballots_burst_per_prefix: nz32(200),
+            reads_per_source_per_s: nz32(20),
+            reads_burst_per_source: nz32(40),
+            reads_per_prefix_per_s: nz32(200),
+            reads_burst_per_prefix: nz32(400),
+            max_tracked_keys: nz(100_000),
+            limiter_sweep_ms: 10_000,
+            max_in_flight: nz(2_048),
+            shed_queue_depth: nz(8_192),
+            overloaded_retry_after_s: 1,
+            max_body_bytes: nz(32 * 1024),
+            body_timeout_ms: 5_000,
+            penalty_tokens: nz32(5),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        let log = crate::log::LogConfig::default();
+        LogSection {
+            origin: None,
+            batch_max_entries: nz(1_024),
+            batch_delay_us: 0,
+            queue_depth: nz(8_192),
+            segment_max_bytes: log.segment_max_bytes,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            None => Config::parse(DEFAULT_TOML),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Config::parse(&text)
+            }
+        }
+    }
+
+    /// The rules between keys that the types alone cannot say.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if !crate::ballot::wire::is_valid_election_id(&self.election.id) {
+            return invalid("election.id", "must match [a-z0-9._-]{1,64}");
+        }
+        if let (Some(open), Some(close)) = (self.election.opens_at, self.election.closes_at) {
+            if close <= open {
+                return invalid("election.closes_at", "must be after election.opens_at");
+            }
+        }
+        // An entry carries the payload plus ~300 bytes of fields; it must fit in 65,535.
+        if self.election.max_payload_bytes.get() > 60 * 1024 {
+            return invalid(
+                "election.max_payload_bytes",
+                "must be at most 61440 (a logged entry must fit in 65535 bytes)",
+            );
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return invalid("tls.cert", "tls.cert and tls.key must be set together");
+        }
+        if l.max_tracked_sources.get() <= l.max_connections.get() {
+            return invalid(
+                "limits.max_tracked_sources",
+                "must exceed limits.max_connections (a source with live connections is never evicted)",
+            );
+        }
+        if l.max_header_bytes < 8192 {
+            return invalid("limits.max_header_bytes", "must be at least 8192");
+        }
+        if !(16_384..=16_777_215).contains(&l.h2_max_frame_bytes) {
+            return invalid("limits.h2_max_frame_bytes", "must be in 16384..=16777215");
+        }
+        if l.h2_initial_stream_window_bytes > i32::MAX as u32
+            || l.h2_initial_connection_window_bytes > i32::MAX as u32
+        {
+            return invalid(
+                "limits.h2_initial_stream_window_bytes",
+                "must be below 2^31",
+            );
+        }
+        for (key, ms) in [
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+            ("limits.header_read_timeout_ms", l.header_read_timeout_ms),
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("limits.keep_alive_idle_ms", l.keep_alive_idle_ms),
+            ("limits.body_timeout_ms", l.body_timeout_ms),
+            ("limits.limiter_sweep_ms", l.limiter_sweep_ms),
+        ] {
+            if ms == 0 {
+                return invalid(key, "must be above zero");
+            }
+        }
+        // The encoded body carries the base64 payload (4/3 larger) plus the other fields.
+        let needed = self.election.max_payload_bytes.get() / 3 * 4 + 1024;
+        if l.max_body_bytes.get() < needed {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_body_bytes",
+                reason: format!(
+                    "must be at least {needed} to carry a ballot of election.max_payload_bytes"
+                ),
+            });
+        }
+        if let Err(reason) = self.log_config().validate() {
+            return Err(ConfigError::Invalid { key: "log", reason });
+        }
+        if let Err(reason) = self.ballot_limits().validate() {
+            return Err(ConfigError::Invalid {
+                key: "election",
+                reason,
+            });
+        }
+        Ok(())
+    }
+
+    /// The log's own configuration, from `[log]` and `[storage]`.
+    pub fn log_config(&self) -> crate::log::LogConfig {
+        crate::log::LogConfig {
+            dir: self.storage.dir.join("log"),
+            origin: self.log_origin(),
+            batch_max_entries: self.log.batch_max_entries.get(),
+            batch_delay_us: self.log.batch_delay_us,
+            queue_depth: self.log.queue_depth.get(),
+            segment_max_bytes: self.log.segment_max_bytes,
+        }
+    }
+
+    /// The checkpoint origin (and log key name).
+    pub fn log_origin(&self) -> String {
+        self.log
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("urna.localhost/{}", self.election.id))
+    }
+
+    /// Where the log's private key lives (generated on first start).
+    pub fn log_key_path(&self) -> PathBuf {
+        self.storage.dir.join("log.key")
+    }
+
+    /// The ballot parser's limits, from `[election]` and `[limits]`.
+    pub fn ballot_limits(&self) -> crate::ballot::Limits {
+        crate::ballot::Limits {
+            max_body_bytes: self.limits.max_body_bytes.get(),
+            max_payload_bytes: self.election.max_payload_bytes.get(),
+            max_ballots_per_voter: self.election.max_ballots_per_voter.get(),
+        }
+    }
+
+    /// The election as the ballot layer sees it (window in Unix milliseconds).
+    pub fn election(&self) -> Result<crate::ballot::Election, ConfigError> {
+        let ms = |t: Option<OffsetDateTime>| {
+            t.map(|t| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0))
+        };
+        crate::ballot::Election::new(
+            self.election.id.clone(),
+            self.election.revote,
+            ms(self.election.opens_at),
+            ms(self.election.closes_at),
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            key: "election",
+            reason,
+        })
+    }
+
+    /// The certificate and key paths in use: the configured ones, or the generated pair.
+    pub fn tls_paths(&self) -> (PathBuf, PathBuf, bool) {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => (cert.clone(), key.clone(), false),
+            _ => {
+                let dir = self.storage.dir.join("tls");
+                (dir.join("cert.pem"), dir.join("key.pem"), true)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8443"
+[election]
+id = "demo-2026"
+roll = "data/roll.txt"
+[storage]
+dir = "data"
+"#;
+
+    #[test]
+    fn embedded_default_parses_and_validates() {
+        let c = Config::load(None).unwrap();
+        assert_eq!(c.storage.dir, PathBuf::from("./data"));
+        assert!(c.tls.cert.is_none());
+    }
+
+    #[test]
+    fn production_example_parses_and_validates() {
+        let text = include_str!("../config/production.example.toml");
+        let c = Config::parse(text).unwrap();
+        assert!(c.tls.cert.is_some());
+        assert!(!c.server.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.election.revote, RevotePolicy::Last);
+        assert_eq!(c.election.max_payload_bytes.get(), 16384);
+        assert_eq!(c.limits.max_connections.get(), 10_000);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_that_names_it() {
+        let text = MINIMAL.replace("[storage]", "[storage]\nfsync_never = true");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("fsync_never"), "{err}");
+    }
+
+    #[test]
+    fn unknown_limit_key_is_an_error_that_names_it() {
+        let text = format!("{MINIMAL}\n[limits]\nmax_conections = 5\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("max_conections"), "{err}");
+    }
+
+    #[test]
+    fn zero_rate_is_an_error_that_names_the_key() {
+        let text = format!("{MINIMAL}\n[limits]\nballots_per_source_per_s = 0\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("ballots_per_source_per_s"), "{err}");
+    }
+
+    #[test]
+    fn bad_revote_value_is_an_error_that_names_the_key() {
+        let text = MINIMAL.replace("roll =", "revote = \"sometimes\"\nroll =");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("revote"), "{err}");
+    }
+
+    #[test]
+    fn bad_date_is_an_error_that_names_the_key() {
+        let text = MINIMAL.replace("roll =", "opens_at = \"tomorrow\"\nroll =");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("opens_at"), "{err}");
+    }
+
+    #[test]
+    fn dates_parse_as_rfc3339_and_must_be_ordered() {
+        let ok = MINIMAL.replace(
+            "roll =",
+            "opens_at = \"2026-03-01T08:00:00Z\"\ncloses_at = \"2026-03-01T20:00:00+01:00\"\nroll =",
+        );
+        let c = Config::parse(&ok).unwrap();
+        assert!(c.election.closes_at.unwrap() > c.election.opens_at.unwrap());
+        let bad = MINIMAL.replace(
+            "roll =",
+            "opens_at = \"2026-03-02T08:00:00Z\"\ncloses_at = \"2026-03-01T20:00:00Z\"\nroll =",
+        );
+        let err = Config::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("election.closes_at"), "{err}");
+    }
+
+    #[test]
+    fn bad_cidr_is_an_error_that_names_the_key() {
+        let text = format!("{MINIMAL}\n[limits]\ndeny = [\"10.0.0.0/33\"]\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("deny"), "{err}");
+    }
+
+    #[test]
+    fn bad_election_id_is_refused() {
+        let text = MINIMAL.replace("demo-2026", "Demo 2026");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("election.id"), "{err}");
+    }
+
+    #[test]
+    fn tracked_sources_must_exceed_connection_cap() {
+        let text =
+            format!("{MINIMAL}\n[limits]\nmax_connections = 100\nmax_tracked_sources = 100\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("limits.max_tracked_sources"), "{err}");
+    }
+
+    #[test]
+    fn cert_without_key_is_refused() {
+        let text = format!("{MINIMAL}\n[tls]\ncert = \"c.pem\"\n");
+        let err = Config::parse(&text).unwrap_err().to_string();
+        assert!(err.contains("tls.cert"), "{err}");
+    }
+}

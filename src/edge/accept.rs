@@ -1,0 +1,363 @@
+//! L1, the cheapest layer: decides at accept, before any TLS work, whether a connection may
+//! live. Deny/allow lists, a global connection cap, and per source (IPv4 /32, IPv6 /64) a
+//! cap on open connections and a token bucket on new ones.
+//!
+//! The per-source table is keyed by what the network chooses, so it is bounded:
+//! `max_tracked_sources` entries at most. When it is full and a new source arrives, the
+//! oldest quarter of the *idle* entries (no open connection) is evicted in one sweep, which
+//! keeps eviction O(1) amortised. Entries with open connections are never evicted — they
+//! are at most `max_connections`, which the config requires to be below the cap — so the
+//! per-source connection cap cannot be escaped by churning the table. Evicting an idle
+//! source forgets its rate history: it gets a fresh bucket if it comes back. Oldest first
+//! makes that the sources least likely to still be hammering.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ipnet::IpNet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::source::{canonical, in_any, source_key};
+use crate::config::LimitsConfig;
+
+/// Why L1 closed a connection. The `reason` strings are metric labels: keep them stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("source is in the deny list")]
+    Denied,
+    #[error("source is not in the allow list")]
+    NotAllowed,
+    #[error("global connection cap reached")]
+    TooManyConnections,
+    #[error("source has too many open connections")]
+    TooManyFromSource,
+    #[error("source opens connections too fast")]
+    SourceRate,
+    #[error("source table full of live sources")]
+    SourceTableFull,
+}
+
+impl Refusal {
+    /// Stable metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Denied => "denied",
+            Refusal::NotAllowed => "not_allowed",
+            Refusal::TooManyConnections => "max_connections",
+            Refusal::TooManyFromSource => "max_connections_per_source",
+            Refusal::SourceRate => "new_connection_rate",
+            Refusal::SourceTableFull => "source_table_full",
+        }
+    }
+}
+
+/// One source's state.
+#[derive(Debug, Clone)]
+struct SourceState {
+    open: u32,
+    /// Token bucket for new connections.
+    tokens: f64,
+    refilled_at: Instant,
+    last_seen: Instant,
+}
+
+/// The bounded per-source table. Plain `HashMap` under one mutex: an accept touches it
+/// twice (open, close) for a few hundred nanoseconds, far below a handshake's cost.
+#[derive(Debug)]
+pub struct SourceTable {
+    map: HashMap<IpNet, SourceState>,
+    cap: usize,
+    max_open: u32,
+    rate_per_s: f64,
+    burst: f64,
+}
+
+impl SourceTable {
+    pub fn new(cap: usize, max_open: u32, rate_per_s: u32, burst: u32) -> SourceTable {
+        SourceTable {
+            map: HashMap::new(),
+            cap: cap.max(1),
+            max_open,
+            rate_per_s: f64::from(rate_per_s),
+            burst: f64::from(burst.max(1)),
+        }
+    }
+
+    /// Sources tracked now; never above the cap.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// A new connection from `key` at `now`: counts it open, or says why not.
+    pub fn open(&mut self, key: IpNet, now: Instant) -> Result<(), Refusal> {
+        if !self.map.contains_key(&key) && self.map.len() >= self.cap {
+            self.evict_idle();
+            if self.map.len() >= self.cap {
+                return Err(Refusal::SourceTableFull);
+            }
+        }
+        let burst = self.burst;
+        let state = self.map.entry(key).or_insert(SourceState {
+            open: 0,
+            tokens: burst,
+            refilled_at: now,
+            last_seen: now,
+        });
+        state.last_seen = now;
+        let elapsed = now
+            .saturating_duration_since(state.refilled_at)
+            .as_secs_f64();
+        state.tokens = (state.tokens + elapsed * self.rate_per_s).min(burst);
+        state.refilled_at = now;
+        if state.open >= self.max_open {
+            return Err(Refusal::TooManyFromSource);
+        }
+        if state.tokens < 1.0 {
+            return Err(Refusal::SourceRate);
+        }
+        state.tokens -= 1.0;
+        state.open += 1;
+        Ok(())
+    }
+
+    /// A connection from `key` closed.
+    pub fn close(&mut self, key: IpNet) {
+        if let Some(state) = self.map.get_mut(&key) {
+            state.open = state.open.saturating_sub(1);
+        }
+    }
+
+    /// Open connections of `key` (0 when untracked).
+    pub fn open_count(&self, key: &IpNet) -> u32 {
+        self.map.get(key).map_or(0, |s| s.open)
+    }
+
+    /// Whether `key` is tracked.
+    pub fn contains(&self, key: &IpNet) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Evicts the oldest quarter (at least one) of the idle entries.
+    fn evict_idle(&mut self) {
+        let mut idle: Vec<(Instant, IpNet)> = self
+            .map
+            .iter()
+            .filter(|(_, s)| s.open == 0)
+            .map(|(k, s)| (s.last_seen, *k))
+            .collect();
+        if idle.is_empty() {
+            return;
+        }
+        let n = (self.cap / 4).clamp(1, idle.len());
+        if n < idle.len() {
+            idle.select_nth_unstable(n - 1);
+        }
+        for (_, key) in &idle[..n] {
+            self.map.remove(key);
+        }
+        metrics::counter!("urna_l1_sources_evicted_total").increment(n as u64);
+    }
+}
+
+/// L1's decision point, shared by every listener.
+#[derive(Debug)]
+pub struct AcceptGate {
+    deny: Vec<IpNet>,
+    allow: Vec<IpNet>,
+    connections: Arc<Semaphore>,
+    sources: Mutex<SourceTable>,
+}
+
+/// A live connection's claim on L1: dropping it releases the global slot and the source's.
+#[derive(Debug)]
+pub struct ConnTicket {
+    gate: Arc<AcceptGate>,
+    key: IpNet,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for ConnTicket {
+    fn drop(&mut self) {
+        self.gate.lock_sources().close(self.key);
+        metrics::gauge!("urna_connections_open").decrement(1.0);
+    }
+}
+
+impl AcceptGate {
+    pub fn new(limits: &LimitsConfig) -> Arc<AcceptGate> {
+        Arc::new(AcceptGate {
+            deny: limits.deny.clone(),
+            allow: limits.allow.clone(),
+            connections: Arc::new(Semaphore::new(limits.max_connections.get())),
+            sources: Mutex::new(SourceTable::new(
+                limits.max_tracked_sources.get(),
+                limits.max_connections_per_source.get(),
+                limits.new_connections_per_source_per_s.get(),
+                limits.new_connections_burst.get(),
+            )),
+        })
+    }
+
+    fn lock_sources(&self) -> std::sync::MutexGuard<'_, SourceTable> {
+        // A panic while holding this lock cannot leave the table inconsistent beyond one
+        // counter; keep serving rather than poison every later accept.
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides on a connection from `ip` (the real client address: after PROXY v2 when the
+    /// peer is a trusted proxy).
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnTicket, Refusal> {
+        let ip = canonical(ip);
+        if in_any(&self.deny, ip) {
+            return Err(Refusal::Denied);
+        }
+        if !self.allow.is_empty() && !in_any(&self.allow, ip) {
+            return Err(Refusal::NotAllowed);
+        }
+        let slot = self
+            .connections
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::TooManyConnections)?;
+        let key = source_key(ip);
+        self.lock_sources().open(key, Instant::now())?;
+        metrics::gauge!("urna_connections_open").increment(1.0);
+        Ok(ConnTicket {
+            gate: self.clone(),
+            key,
+            _slot: slot,
+        })
+    }
+
+    /// Sources tracked now.
+    pub fn tracked_sources(&self) -> usize {
+        self.lock_sources().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::{NonZeroU32, NonZeroUsize};
+    use std::time::Duration;
+
+    fn key(i: u32) -> IpNet {
+        source_key(IpAddr::V4(i.into()))
+    }
+
+    #[test]
+    fn source_table_never_grows_past_its_cap() {
+        let mut t = SourceTable::new(8, 4, 100, 100);
+        let start = Instant::now();
+        for i in 0..1000u32 {
+            let now = start + Duration::from_millis(u64::from(i));
+            t.open(key(i), now).unwrap();
+            t.close(key(i));
+            assert!(t.len() <= 8, "len {} at {i}", t.len());
+        }
+    }
+
+    #[test]
+    fn eviction_at_cap_takes_the_oldest_idle_source_and_spares_live_ones() {
+        let mut t = SourceTable::new(4, 4, 100, 100);
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // 1 and 2 stay open; 3 then 4 close (3 is the oldest idle).
+        t.open(key(1), at(0)).unwrap();
+        t.open(key(2), at(1)).unwrap();
+        t.open(key(3), at(2)).unwrap();
+        t.close(key(3));
+        t.open(key(4), at(3)).unwrap();
+        t.close(key(4));
+        t.open(key(5), at(4)).unwrap();
+        assert_eq!(t.len(), 4);
+        assert!(!t.contains(&key(3)), "oldest idle source evicted");
+        assert!(t.contains(&key(4)));
+        assert_eq!(t.open_count(&key(1)), 1);
+        assert_eq!(t.open_count(&key(2)), 1);
+    }
+
+    #[test]
+    fn full_table_of_live_sources_refuses_new_ones() {
+        let mut t = SourceTable::new(2, 4, 100, 100);
+        let now = Instant::now();
+        t.open(key(1), now).unwrap();
+        t.open(key(2), now).unwrap();
+        assert_eq!(t.open(key(3), now), Err(Refusal::SourceTableFull));
+        // A tracked source still gets in.
+        t.open(key(1), now).unwrap();
+        t.close(key(2));
+        t.open(key(3), now).unwrap();
+        assert!(!t.contains(&key(2)));
+    }
+
+    #[test]
+    fn per_source_open_connections_are_capped() {
+        let mut t = SourceTable::new(10, 2, 100, 100);
+        let now = Instant::now();
+        t.open(key(1), now).unwrap();
+        t.open(key(1), now).unwrap();
+        assert_eq!(t.open(key(1), now), Err(Refusal::TooManyFromSource));
+        t.close(key(1));
+        t.open(key(1), now).unwrap();
+    }
+
+    #[test]
+    fn per_source_new_connection_rate_refills_over_time() {
+        let mut t = SourceTable::new(10, 100, 2, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            t.open(key(1), t0).unwrap();
+        }
+        assert_eq!(t.open(key(1), t0), Err(Refusal::SourceRate));
+        // 2/s: one token after 500 ms.
+        t.open(key(1), t0 + Duration::from_millis(500)).unwrap();
+        assert_eq!(
+            t.open(key(1), t0 + Duration::from_millis(500)),
+            Err(Refusal::SourceRate)
+        );
+    }
+
+    fn limits() -> LimitsConfig {
+        LimitsConfig {
+            deny: vec!["192.0.2.0/24".parse().unwrap()],
+            allow: vec![],
+            max_connections: NonZeroUsize::new(2).unwrap(),
+            max_connections_per_source: NonZeroU32::new(10).unwrap(),
+            max_tracked_sources: NonZeroUsize::new(10).unwrap(),
+            ..LimitsConfig::default()
+        }
+    }
+
+    #[test]
+    fn gate_applies_deny_allow_and_global_cap() {
+        let gate = AcceptGate::new(&limits());
+        assert_eq!(
+            gate.admit("192.0.2.9".parse().unwrap()).unwrap_err(),
+            Refusal::Denied
+        );
+        let a = gate.admit("198.51.100.1".parse().unwrap()).unwrap();
+        let _b = gate.admit("198.51.100.2".parse().unwrap()).unwrap();
+        assert_eq!(
+            gate.admit("198.51.100.3".parse().unwrap()).unwrap_err(),
+            Refusal::TooManyConnections
+        );
+        drop(a);
+        gate.admit("198.51.100.3".parse().unwrap()).unwrap();
+
+        let mut only = limits();
+        only.allow = vec!["10.1.0.0/16".parse().unwrap()];
+        let gate = AcceptGate::new(&only);
+        assert_eq!(
+            gate.admit("10.2.0.1".parse().unwrap()).unwrap_err(),
+            Refusal::NotAllowed
+        );
+        gate.admit("10.1.0.1".parse().unwrap()).unwrap();
+    }
+}

@@ -1,0 +1,591 @@
+//! The HTTP front: routes, and L4's checks in cost order, all before a body is read:
+//! route and method (404, 405) → rate limit (429 + Retry-After) → in-flight cap and queue
+//! depth (503 + Retry-After) → content type (415) → declared length (413) → the body under a
+//! byte limit (413) and a time limit (408) → the backend.
+//!
+//! Every answer the edge makes itself is the contract's JSON error; every refusal is counted
+//! in `urna_rejections_total{layer="l4", reason}`.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+
+/// An edge error answer whose JSON is built at compile time: the 404/405/429/503 paths are
+/// what floods hit, so they allocate nothing. `code` must be one of [`super::reply::code`]
+/// (checked by `static_errors_are_the_contracts_json`); `msg` holds no `"` or `\`.
+macro_rules! static_error {
+    ($status:expr, $code:literal, $msg:literal) => {
+        Reply::json(
+            $status,
+            Bytes::from_static(
+                concat!("{\"error\":\"", $code, "\",\"message\":\"", $msg, "\"}").as_bytes(),
+            ),
+        )
+        .cache(Cache::NoStore)
+    };
+}
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use super::admission::{Admission, Class, Refused};
+use super::backend::Backend;
+use super::metrics::{FrontMetrics, L4Reason};
+use super::reply::{Cache, Reply};
+use super::source::in_any;
+use crate::config::LimitsConfig;
+
+/// Longest path accepted under `/log/`. The longest tlog-tiles path is
+/// `tile/entries/x001/x234/067.p/255` style, well under this.
+const MAX_LOG_PATH_BYTES: usize = 128;
+
+/// The routes, also the `route` label of the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Ballots,
+    Election,
+    Receipt,
+    Log,
+    Metrics,
+    Healthz,
+    Readyz,
+    NotFound,
+}
+
+impl Route {
+    pub fn of(path: &str) -> Route {
+        match path {
+            "/v1/ballots" => Route::Ballots,
+            "/v1/election" => Route::Election,
+            "/metrics" => Route::Metrics,
+            "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            p if p.starts_with("/v1/receipts/") => Route::Receipt,
+            p if p.starts_with("/log/") => Route::Log,
+            _ => Route::NotFound,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Ballots => "ballots",
+            Route::Election => "election",
+            Route::Receipt => "receipts",
+            Route::Log => "log",
+            Route::Metrics => "metrics",
+            Route::Healthz => "healthz",
+            Route::Readyz => "readyz",
+            Route::NotFound => "not_found",
+        }
+    }
+
+    /// Index into [`super::metrics::ROUTE_LABELS`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Route::Ballots => Method::POST,
+            _ => Method::GET,
+        }
+    }
+}
+
+/// What every request of a server shares.
+pub struct Front<B> {
+    pub backend: Arc<B>,
+    pub admission: Admission,
+    pub metrics: PrometheusHandle,
+    pub counters: FrontMetrics,
+    /// Who may read `/metrics`; everyone else gets 404 (the counters tell an attacker how
+    /// well the attack works).
+    pub metrics_allow: Vec<IpNet>,
+    pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_requests_per_connection: u32,
+}
+
+impl<B> Front<B> {
+    pub fn new(
+        backend: Arc<B>,
+        limits: &LimitsConfig,
+        metrics: PrometheusHandle,
+        metrics_allow: Vec<IpNet>,
+    ) -> Front<B> {
+        Front {
+            backend,
+            admission: Admission::new(limits),
+            metrics,
+            counters: FrontMetrics::new(),
+            metrics_allow,
+            max_body_bytes: limits.max_body_bytes.get(),
+            body_timeout: Duration::from_millis(limits.body_timeout_ms),
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            max_requests_per_connection: limits.max_requests_per_connection.get(),
+        }
+    }
+}
+
+/// One connection's view: who it is, how busy, and a bell to ask it to close.
+#[derive(Debug)]
+pub struct ConnState {
+    pub client: IpAddr,
+    opened: Instant,
+    requests: AtomicU32,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `opened` at the end of the last request.
+    last_active_ms: AtomicU64,
+    /// Rung when the connection has served its quota of requests.
+    pub close: Notify,
+}
+
+impl ConnState {
+    pub fn new(client: IpAddr) -> ConnState {
+        ConnState {
+            client,
+            opened: Instant::now(),
+            requests: AtomicU32::new(0),
+            in_flight: AtomicUsize::new(0),
+            last_active_ms: AtomicU64::new(0),
+            close: Notify::new(),
+        }
+    }
+
+    /// When the connection has been idle (no request in flight) since, or `None` if busy.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.opened + Duration::from_millis(self.last_active_ms.load(Ordering::Acquire)))
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.store(ms, Ordering::Release);
+    }
+}
+
+/// Counts a request in flight on its connection and the server until dropped (also when the
+/// client goes away mid-request and hyper drops the future).
+struct InFlight<'a>(&'a ConnState, &'a metrics::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(conn: &'a ConnState, gauge: &'a metrics::Gauge) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        gauge.increment(1.0);
+        InFlight(conn, gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.1.decrement(1.0);
+    }
+}
+
+/// hyper's service entry point.
+pub async fn handle<B: Backend, T: hyper::body::Body<Data = Bytes>>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    let _in_flight = InFlight::new(conn, &front.counters.in_flight);
+    let served = conn
+        .requests
+        .fetch_add(1, Ordering::AcqRel)
+        .saturating_add(1);
+    if served >= front.max_requests_per_connection {
+        // The connection task answers with a graceful close: HTTP/1 ends after this
+        // answer, HTTP/2 sends GOAWAY and lets open streams finish.
+        conn.close.notify_one();
+    }
+    let start = Instant::now();
+    let route = Route::of(req.uri().path());
+    let reply = dispatch(front, conn, req, route).await;
+    if reply.penalize {
+        front.admission.penalize(conn.client);
+    }
+    front.counters.answered(
+        route.index(),
+        reply.status.as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    Ok(respond(reply, route))
+}
+
+/// Runs `work` (a backend call) under the request timeout. Only the parts of a request that
+/// can wait are wrapped: refusals answer at once and need no timer.
+async fn bounded<B>(front: &Front<B>, work: impl std::future::Future<Output = Reply>) -> Reply {
+    match tokio::time::timeout(front.request_timeout, work).await {
+        Ok(reply) => reply,
+        Err(_) => {
+            front.counters.request_timeout();
+            static_error!(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the request took longer than the server allows"
+            )
+            .retry_after(1)
+        }
+    }
+}
+
+fn respond(reply: Reply, route: Route) -> Response<Full<Bytes>> {
+    let cache = reply.cache.unwrap_or(Cache::NoStore);
+    let mut response = Response::new(Full::new(reply.body));
+    *response.status_mut() = reply.status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    headers.insert(CACHE_CONTROL, cache.header_value());
+    if let Some(s) = reply.retry_after_s {
+        headers.insert(RETRY_AFTER, HeaderValue::from(s));
+    }
+    if reply.status == StatusCode::METHOD_NOT_ALLOWED {
+        let allow = if route.method() == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+fn refused<B>(front: &Front<B>, r: Refused) -> Reply {
+    match r {
+        Refused::RateLimited {
+            scope,
+            retry_after_s,
+        } => {
+            front.counters.reject(if scope == "source" {
+                L4Reason::RateLimitedSource
+            } else {
+                L4Reason::RateLimitedPrefix
+            });
+            static_error!(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from your address; retry later"
+            )
+            .retry_after(retry_after_s)
+        }
+        Refused::Overloaded {
+            reason,
+            retry_after_s,
+        } => {
+            front.counters.reject(if reason == "queue_depth" {
+                L4Reason::QueueDepth
+            } else {
+                L4Reason::InFlight
+            });
+            static_error!(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is busy; retry later"
+            )
+            .retry_after(retry_after_s)
+        }
+    }
+}
+
+fn not_found() -> Reply {
+    static_error!(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+async fn dispatch<B: Backend, T: hyper::body::Body<Data = Bytes>>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+    route: Route,
+) -> Reply
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    if route == Route::NotFound {
+        front.counters.reject(L4Reason::Path);
+        return not_found();
+    }
+    if req.method() != route.method() {
+        front.counters.reject(L4Reason::Method);
+        return static_error!(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this resource"
+        );
+    }
+    let ok = |body: &'static str| Reply::json(StatusCode::OK, body).cache(Cache::NoStore);
+    match route {
+        Route::Healthz => ok(r#"{"status":"ok"}"#),
+        Route::Readyz => {
+            if front.backend.ready() {
+                ok(r#"{"status":"ready"}"#)
+            } else {
+                static_error!(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_ready",
+                    "not ready to take ballots"
+                )
+            }
+        }
+        Route::Metrics => {
+            if !in_any(&front.metrics_allow, conn.client) {
+                front.counters.reject(L4Reason::MetricsForbidden);
+                return not_found();
+            }
+            Reply::with_type(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                front.metrics.render(),
+            )
+            .cache(Cache::NoStore)
+        }
+        Route::Ballots => ballot(front, conn, req).await,
+        Route::Election | Route::Receipt | Route::Log => read(front, conn, req, route).await,
+        Route::NotFound => not_found(),
+    }
+}
+
+async fn read<B: Backend, T>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+    route: Route,
+) -> Reply {
+    if let Err(r) = front.admission.check_rate(Class::Read, conn.client) {
+        return refused(front, r);
+    }
+    let _permit = match front.admission.enter(Class::Read, 0) {
+        Ok(p) => p,
+        Err(r) => return refused(front, r),
+    };
+    let path = req.uri().path();
+    match route {
+        Route::Election => front.backend.election(),
+        Route::Receipt => match parse_index(&path["/v1/receipts/".len()..]) {
+            Some(index) => bounded(front, front.backend.receipt(index)).await,
+            None => {
+                front.counters.reject(L4Reason::MalformedIndex);
+                static_error!(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    "receipt index must be a decimal integer"
+                )
+            }
+        },
+        _ => {
+            let log_path = &path["/log/".len()..];
+            if !valid_log_path(log_path) {
+                front.counters.reject(L4Reason::Path);
+                return not_found();
+            }
+            let reply = bounded(front, front.backend.log_read(log_path)).await;
+            if reply.cache.is_none() && reply.status == StatusCode::OK {
+                let cache = Cache::for_log_path(log_path);
+                reply.cache(cache)
+            } else {
+                reply
+            }
+        }
+    }
+}
+
+/// A decimal u64, no sign, no leading zeros (one canonical spelling per index).
+fn parse_index(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if s.len() > 1 && s.starts_with('0') {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// tlog-tiles paths use `[a-z0-9./]` only; refuse anything else (and `..`) at the edge.
+fn valid_log_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= MAX_LOG_PATH_BYTES
+        && !p.contains("..")
+        && !p.starts_with('/')
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'/')
+}
+
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+async fn ballot<B: Backend, T: hyper::body::Body<Data = Bytes>>(
+    front: &Front<B>,
+    conn: &ConnState,
+    req: Request<T>,
+) -> Reply
+where
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    if let Err(r) = front.admission.check_rate(Class::Ballot, conn.client) {
+        return refused(front, r);
+    }
+    let depth = front.backend.queue_depth();
+    front.counters.queue_depth.set(depth as f64);
+    let _permit = match front.admission.enter(Class::Ballot, depth) {
+        Ok(p) => p,
+        Err(r) => return refused(front, r),
+    };
+    if !is_json(req.headers().get(CONTENT_TYPE)) {
+        front.counters.reject(L4Reason::ContentType);
+        return static_error!(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "ballots are application/json"
+        );
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > front.max_body_bytes as u64) {
+        front.counters.reject(L4Reason::TooLarge);
+        return too_large();
+    }
+    let body = Limited::new(req.into_body(), front.max_body_bytes);
+    let bytes = match tokio::time::timeout(front.body_timeout, body.collect()).await {
+        Err(_) => {
+            front.counters.reject(L4Reason::BodyTimeout);
+            return static_error!(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the body did not arrive in time"
+            );
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            front.counters.reject(L4Reason::TooLarge);
+            return too_large();
+        }
+        Ok(Err(_)) => {
+            front.counters.reject(L4Reason::BodyError);
+            return static_error!(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                "the body could not be read"
+            );
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let received_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    bounded(front, front.backend.submit(bytes, conn.client, received_ms)).await
+}
+
+fn too_large() -> Reply {
+    static_error!(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        "the body is larger than the server accepts"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_errors_are_the_contracts_json() {
+        use crate::edge::reply::code;
+        let known = [
+            code::NOT_FOUND,
+            code::METHOD_NOT_ALLOWED,
+            code::UNSUPPORTED_MEDIA_TYPE,
+            code::TOO_LARGE,
+            code::REQUEST_TIMEOUT,
+            code::RATE_LIMITED,
+            code::OVERLOADED,
+            code::NOT_READY,
+            code::MALFORMED,
+        ];
+        let replies = [
+            not_found(),
+            too_large(),
+            static_error!(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "x y; z"),
+        ];
+        for r in replies {
+            let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert!(known.contains(&v["error"].as_str().unwrap()), "{v}");
+            let dynamic = Reply::error(
+                r.status,
+                v["error"].as_str().unwrap(),
+                v["message"].as_str().unwrap(),
+            );
+            assert_eq!(dynamic.body, r.body, "same bytes as the serde-built error");
+        }
+    }
+
+    #[test]
+    fn route_index_matches_the_metric_labels() {
+        for route in [
+            Route::Ballots,
+            Route::Election,
+            Route::Receipt,
+            Route::Log,
+            Route::Metrics,
+            Route::Healthz,
+            Route::Readyz,
+            Route::NotFound,
+        ] {
+            assert_eq!(
+                crate::edge::metrics::ROUTE_LABELS[route.index()],
+                route.label()
+            );
+        }
+    }
+
+    #[test]
+    fn receipt_index_has_one_spelling() {
+        assert_eq!(parse_index("0"), Some(0));
+        assert_eq!(parse_index("1234"), Some(1234));
+        assert_eq!(parse_index("01"), None);
+        assert_eq!(parse_index("+1"), None);
+        assert_eq!(parse_index(""), None);
+        assert_eq!(parse_index("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn log_paths_are_refused_outside_the_tiles_alphabet() {
+        assert!(valid_log_path("checkpoint"));
+        assert!(valid_log_path("tile/0/x001/234.p/5"));
+        assert!(valid_log_path("tile/entries/000"));
+        assert!(!valid_log_path("../secret"));
+        assert!(!valid_log_path("/etc/passwd"));
+        assert!(!valid_log_path("tile/0/%2e%2e"));
+        assert!(!valid_log_path(""));
+    }
+
+    #[test]
+    fn json_content_type_allows_parameters_and_case() {
+        let v = |s: &'static str| HeaderValue::from_static(s);
+        assert!(is_json(Some(&v("application/json"))));
+        assert!(is_json(Some(&v("Application/JSON; charset=utf-8"))));
+        assert!(!is_json(Some(&v("text/plain"))));
+        assert!(!is_json(Some(&v("application/jsonx"))));
+        assert!(!is_json(None));
+    }
+}

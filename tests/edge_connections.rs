@@ -1,0 +1,265 @@
+//! L1 (accept), L2 (handshake) and PROXY v2, over real loopback sockets.
+
+mod net;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use net::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use urna::edge::proxy::encode_v2;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[tokio::test]
+async fn denied_cidr_is_closed_before_the_handshake() {
+    let dir = tmp();
+    let srv = start(
+        config(dir.path(), "", r#"deny = ["127.0.0.0/8"]"#),
+        DoubleBackend::default(),
+    )
+    .await;
+    assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .is_err());
+    srv.stop().await;
+
+    let dir = tmp();
+    let srv = start(
+        config(dir.path(), "", r#"allow = ["10.0.0.0/8"]"#),
+        DoubleBackend::default(),
+    )
+    .await;
+    assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .is_err());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn global_connection_cap_closes_the_connection_past_it() {
+    let dir = tmp();
+    let limits = "max_connections = 2\nmax_tracked_sources = 10";
+    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let mut a = H1::connect(srv.addr, &srv.cert).await;
+    let _b = H1::connect(srv.addr, &srv.cert).await;
+    assert_eq!(
+        a.send(get("/healthz")).await.unwrap().status,
+        StatusCode::OK
+    );
+    assert!(
+        tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+            .await
+            .is_err(),
+        "third connection refused"
+    );
+    drop(a);
+    // The slot comes back once the server sees the close; bounded retry.
+    let mut ok = false;
+    for _ in 0..50 {
+        if tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "a closed connection frees its slot");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn per_source_connection_cap_closes_the_connection_past_it() {
+    let dir = tmp();
+    let srv = start(
+        config(dir.path(), "", "max_connections_per_source = 2"),
+        DoubleBackend::default(),
+    )
+    .await;
+    let _a = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let _b = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .unwrap();
+    assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .is_err());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn per_source_new_connection_rate_closes_the_burst_past_it() {
+    let dir = tmp();
+    let limits = "new_connections_per_source_per_s = 1\nnew_connections_burst = 3";
+    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let mut results = Vec::new();
+    for _ in 0..5 {
+        results.push(
+            tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+                .await
+                .is_ok(),
+        );
+    }
+    // Three in the burst; at 1/s, a slow machine may refill one token during the test.
+    assert_eq!(results[..3], [true, true, true]);
+    assert!(results[3..].contains(&false), "{results:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn silent_client_is_dropped_at_the_handshake_timeout() {
+    let dir = tmp();
+    let srv = start(
+        config(dir.path(), "", "handshake_timeout_ms = 300"),
+        DoubleBackend::default(),
+    )
+    .await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut tcp, Duration::from_secs(5)).await);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+
+    // A client that starts the handshake and stalls is dropped too.
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    assert!(closed_within(&mut tcp, Duration::from_secs(5)).await);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_handshake_cap_new_connections_wait_at_accept() {
+    let dir = tmp();
+    let limits = "max_handshakes_in_flight = 1\nhandshake_timeout_ms = 800";
+    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    // A silent connection holds the only handshake slot until its timeout.
+    let _silent = TcpStream::connect(srv.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"]).await;
+    let waited = started.elapsed();
+    assert!(
+        tls.is_ok(),
+        "the waiting connection is served once a slot frees"
+    );
+    assert!(
+        waited >= Duration::from_millis(500),
+        "waited only {waited:?}"
+    );
+    srv.stop().await;
+}
+
+async fn proxied(addr: SocketAddr, client: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let client: SocketAddr = client.parse().unwrap();
+    // PROXY v2 carries one address family: announce a destination of the client's.
+    let destination: SocketAddr = if client.is_ipv6() {
+        "[::1]:443"
+    } else {
+        "127.0.0.1:443"
+    }
+    .parse()
+    .unwrap();
+    let header = encode_v2(client, destination);
+    tcp.write_all(&header).await.unwrap();
+    tcp
+}
+
+#[tokio::test]
+async fn proxy_v2_from_a_trusted_peer_sets_the_client_address_for_every_limit() {
+    let dir = tmp();
+    let server = r#"trusted_proxies = ["127.0.0.0/8"]"#;
+    let limits = r#"deny = ["203.0.113.0/24"]"#;
+    let srv = start(config(dir.path(), server, limits), DoubleBackend::default()).await;
+
+    // The announced client is what the backend sees.
+    let tcp = proxied(srv.addr, "198.51.100.7:40000").await;
+    let mut h1 = H1::over(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.unwrap()).await;
+    assert_eq!(
+        h1.send(post_json("/v1/ballots", BALLOT))
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        srv.backend.last_source.lock().unwrap().unwrap().to_string(),
+        "198.51.100.7"
+    );
+
+    // The announced client is what L1 judges: a denied client behind a trusted proxy is closed.
+    let tcp = proxied(srv.addr, "203.0.113.9:40000").await;
+    assert!(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.is_err());
+
+    // A trusted peer without the header is closed (proxy_protocol_required defaults true).
+    assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .is_err());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn proxy_v2_from_an_untrusted_peer_closes_the_connection() {
+    let dir = tmp();
+    let server = r#"trusted_proxies = ["10.0.0.0/8"]
+listen_plain = "127.0.0.1:0""#;
+    let srv = start(config(dir.path(), server, ""), DoubleBackend::default()).await;
+    let tcp = proxied(srv.addr, "198.51.100.7:40000").await;
+    assert!(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.is_err());
+
+    // On the plain listener too: no answer, just a close.
+    let plain = srv.plain.unwrap();
+    let mut tcp = proxied(plain, "198.51.100.7:40000").await;
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_all(&mut tcp).await;
+    assert!(text.is_empty(), "{text}");
+
+    // The same listener serves an honest plain request.
+    let tcp = TcpStream::connect(plain).await.unwrap();
+    let mut h1 = H1::over(tcp).await;
+    assert_eq!(
+        h1.send(get("/healthz")).await.unwrap().status,
+        StatusCode::OK
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn proxy_v2_is_optional_when_not_required() {
+    let dir = tmp();
+    let server = "trusted_proxies = [\"127.0.0.0/8\"]\nproxy_protocol_required = false";
+    let srv = start(config(dir.path(), server, ""), DoubleBackend::default()).await;
+    let mut h1 = H1::connect(srv.addr, &srv.cert).await;
+    assert_eq!(
+        h1.send(get("/healthz")).await.unwrap().status,
+        StatusCode::OK
+    );
+    let tcp = proxied(srv.addr, "[2001:db8::5]:1").await;
+    let mut h1 = H1::over(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.unwrap()).await;
+    assert_eq!(
+        h1.send(post_json("/v1/ballots", BALLOT))
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        srv.backend.last_source.lock().unwrap().unwrap().to_string(),
+        "2001:db8::5"
+    );
+    srv.stop().await;
+}
