@@ -1,0 +1,24 @@
+//! Urna's attack simulator: legitimate voters and hostile traffic, together, against a
+//! deployment, so an operator can see that real voters still get through while the edge
+//! sheds the rest.
+//!
+//! A run is a [`Scenario`]: one target, a duration, and tasks that run side by side. Each
+//! task is a kind of client — voters casting signed ballots, a request flood from a few
+//! sources, slowloris connections, handshake floods — with its own connection count, source
+//! addresses (many loopback addresses stand in for many clients) and optional rate. The
+//! [`Report`] counts every answer by status and error code, with latency percentiles.
+//!
+//! Modules, in the order a run uses them: [`scenario`] (the TOML file), [`ballots`]
+//! (pre-signing the voters' ballots), [`net`] (connections from chosen source addresses,
+//! TLS, HTTP/1.1 or HTTP/2), [`tasks`] (what each kind of client does), [`report`].
+#![forbid(unsafe_code)]
+
+pub mod ballots;
+pub mod net;
+pub mod report;
+pub mod scenario;
+pub mod tasks;
+
+pub use report::{Report, TaskReport};
+pub use scenario::{Scenario, Task};
+pub use tasks::run;

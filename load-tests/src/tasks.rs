@@ -1,0 +1,525 @@
+//! What each kind of client does, and running a whole scenario.
+//!
+//! Every loop here ends at the scenario's deadline (plus a short grace for answers in
+//! flight) or sooner when its work runs out: the simulator always stops by itself.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio::time::{sleep, sleep_until, timeout_at};
+use urna::ballot::keys::VoterSecret;
+
+use crate::ballots::{load_voters, presign, seq_base};
+use crate::net::{connect, request, source_addr, tcp, Sender, Target};
+use crate::report::{Report, Stats, TaskReport};
+use crate::scenario::{FloodRequest, Scenario, Task};
+
+/// How long answers still in flight at the deadline may take before they are abandoned.
+const GRACE: Duration = Duration::from_secs(5);
+/// Pause after a failed connect, so a refusing server is not spun against.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+
+/// Runs every task of `s` side by side and reports on each.
+pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
+    let target = Arc::new(Target::new(
+        s.target,
+        &s.server_name,
+        if s.plain { None } else { s.ca.as_deref() },
+    )?);
+    let voters = match &s.voters {
+        Some(path) => {
+            let need = s
+                .tasks
+                .iter()
+                .map(|t| match t {
+                    Task::Voters { ballots, .. } => *ballots,
+                    _ => 1,
+                })
+                .max()
+                .unwrap_or(1);
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || load_voters(&path, need)).await??
+        }
+        None => Vec::new(),
+    };
+    // Everything costly (signing) happens before the clock starts.
+    let mut plans = Vec::new();
+    let mut voter_offset = 0;
+    for task in &s.tasks {
+        plans.push(plan(task, s, &voters, &mut voter_offset)?);
+    }
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(s.duration_s);
+    let mut running = JoinSet::new();
+    for (i, plan) in plans.into_iter().enumerate() {
+        let target = target.clone();
+        running.spawn(async move { (i, plan.run(target, start, deadline).await) });
+    }
+    let mut reports: Vec<Option<TaskReport>> = vec![None; s.tasks.len()];
+    while let Some(done) = running.join_next().await {
+        let (i, stats) = done?;
+        let t = &s.tasks[i];
+        reports[i] = Some(TaskReport::new(
+            t.name(),
+            kind(t),
+            start.elapsed().min(Duration::from_secs(s.duration_s)),
+            &stats,
+        ));
+    }
+    Ok(Report {
+        tasks: reports.into_iter().flatten().collect(),
+    })
+}
+
+fn kind(t: &Task) -> &'static str {
+    match t {
+        Task::Voters { .. } => "voters",
+        Task::Flood { .. } => "flood",
+        Task::Slowloris { .. } => "slowloris",
+        Task::HandshakeStall { .. } => "handshake-stall",
+        Task::TlsChurn { .. } => "tls-churn",
+    }
+}
+
+/// A request lane's work: pre-signed ballots (sent once each) or one request repeated.
+enum Work {
+    Ballots(Vec<Bytes>),
+    Repeat(Method, &'static str, Option<Bytes>),
+}
+
+impl Work {
+    fn get(&self, i: usize) -> Option<(Method, &'static str, Option<Bytes>)> {
+        match self {
+            Work::Ballots(list) => list
+                .get(i)
+                .map(|b| (Method::POST, "/v1/ballots", Some(b.clone()))),
+            Work::Repeat(m, p, b) => Some((m.clone(), p, b.clone())),
+        }
+    }
+}
+
+/// A task, ready to start.
+enum Plan {
+    Http {
+        conns: Vec<(IpAddr, Vec<Work>)>,
+        http2: bool,
+        /// Pause between one lane's sends (open loop), if any.
+        interval: Option<Duration>,
+    },
+    Slowloris {
+        sources: Vec<IpAddr>,
+        interval: Duration,
+    },
+    Stall {
+        sources: Vec<IpAddr>,
+    },
+    Churn {
+        sources: Vec<IpAddr>,
+    },
+}
+
+fn plan(
+    task: &Task,
+    s: &Scenario,
+    voters: &[VoterSecret],
+    voter_offset: &mut usize,
+) -> anyhow::Result<Plan> {
+    let sources =
+        |net: &ipnet::IpNet, n: usize| (0..n).map(|i| source_addr(net, i)).collect::<Vec<_>>();
+    Ok(match task {
+        Task::Voters {
+            connections,
+            sources: net,
+            rate_per_s,
+            ballots,
+            payload_bytes,
+            http2,
+            streams_per_connection,
+            ..
+        } => {
+            // Each voters task takes its own slice of the electorate, so two tasks never
+            // race one voter's seqs.
+            let available = voters.len().saturating_sub(*voter_offset);
+            anyhow::ensure!(
+                available > 0,
+                "not enough voters in the voters file for task {}",
+                task.name()
+            );
+            let mine = &voters[*voter_offset..*voter_offset + available.min(*ballots)];
+            *voter_offset += mine.len();
+            let lanes = connections * streams_per_connection;
+            let mut lists = presign(
+                mine,
+                &s.election,
+                *ballots,
+                lanes,
+                *payload_bytes,
+                seq_base(),
+            )
+            .into_iter();
+            let conns = sources(net, *connections)
+                .into_iter()
+                .map(|ip| {
+                    (
+                        ip,
+                        (0..*streams_per_connection)
+                            .map(|_| Work::Ballots(lists.next().unwrap_or_default()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            Plan::Http {
+                conns,
+                http2: *http2,
+                interval: rate_per_s.map(|r| Duration::from_secs_f64(lanes as f64 / r)),
+            }
+        }
+        Task::Flood {
+            connections,
+            sources: net,
+            request,
+            rate_per_s,
+            http2,
+            streams_per_connection,
+            ..
+        } => {
+            let lanes = connections * streams_per_connection;
+            let (method, path, body) = flood_request(*request, &s.election, voters)?;
+            let conns = sources(net, *connections)
+                .into_iter()
+                .map(|ip| {
+                    (
+                        ip,
+                        (0..*streams_per_connection)
+                            .map(|_| Work::Repeat(method.clone(), path, body.clone()))
+                            .collect(),
+                    )
+                })
+                .collect();
+            Plan::Http {
+                conns,
+                http2: *http2,
+                interval: rate_per_s.map(|r| Duration::from_secs_f64(lanes as f64 / r)),
+            }
+        }
+        Task::Slowloris {
+            connections,
+            sources: net,
+            interval_ms,
+            ..
+        } => Plan::Slowloris {
+            sources: sources(net, *connections),
+            interval: Duration::from_millis(*interval_ms),
+        },
+        Task::HandshakeStall {
+            connections,
+            sources: net,
+            ..
+        } => Plan::Stall {
+            sources: sources(net, *connections),
+        },
+        Task::TlsChurn {
+            connections,
+            sources: net,
+            ..
+        } => {
+            anyhow::ensure!(s.ca.is_some() && !s.plain, "tls-churn needs a TLS target");
+            Plan::Churn {
+                sources: sources(net, *connections),
+            }
+        }
+    })
+}
+
+fn flood_request(
+    kind: FloodRequest,
+    election: &str,
+    voters: &[VoterSecret],
+) -> anyhow::Result<(Method, &'static str, Option<Bytes>)> {
+    Ok(match kind {
+        FloodRequest::GetElection => (Method::GET, "/v1/election", None),
+        FloodRequest::GetCheckpoint => (Method::GET, "/log/checkpoint", None),
+        FloodRequest::JunkBallot => (
+            Method::POST,
+            "/v1/ballots",
+            Some(Bytes::from_static(b"{\"election\": [1, 2, 3")),
+        ),
+        FloodRequest::BadSignature => {
+            let voter = voters
+                .first()
+                .ok_or_else(|| anyhow::anyhow!("bad-signature needs voters"))?;
+            let body = voter.sign_submission(election, seq_base() + 1, b"flood");
+            let mut v: serde_json::Value = serde_json::from_str(&body)?;
+            // Flip the first signature character to another base64url letter: still
+            // well-formed, never valid.
+            let sig = v["sig"].as_str().unwrap_or_default().to_owned();
+            let flipped = match sig.as_bytes().first() {
+                Some(b'A') => format!("B{}", &sig[1..]),
+                _ => format!("A{}", sig.get(1..).unwrap_or_default()),
+            };
+            v["sig"] = serde_json::Value::String(flipped);
+            (
+                Method::POST,
+                "/v1/ballots",
+                Some(Bytes::from(v.to_string())),
+            )
+        }
+        FloodRequest::Unlisted => {
+            let stranger = VoterSecret::generate_ed25519(&mut rand::thread_rng());
+            let body = stranger.sign_submission(election, 1, b"flood");
+            (Method::POST, "/v1/ballots", Some(Bytes::from(body)))
+        }
+    })
+}
+
+impl Plan {
+    async fn run(self, target: Arc<Target>, start: Instant, deadline: Instant) -> Stats {
+        let mut set: JoinSet<Stats> = JoinSet::new();
+        match self {
+            Plan::Http {
+                conns,
+                http2,
+                interval,
+            } => {
+                for (ip, lanes) in conns {
+                    let shared = Arc::new(Mutex::new(None::<Sender>));
+                    for work in lanes {
+                        let (target, shared) = (target.clone(), shared.clone());
+                        set.spawn(lane(
+                            target, ip, http2, shared, work, interval, start, deadline,
+                        ));
+                    }
+                }
+            }
+            Plan::Slowloris { sources, interval } => {
+                for ip in sources {
+                    set.spawn(slowloris(target.clone(), ip, interval, deadline));
+                }
+            }
+            Plan::Stall { sources } => {
+                for ip in sources {
+                    set.spawn(stall(target.clone(), ip, deadline));
+                }
+            }
+            Plan::Churn { sources } => {
+                for ip in sources {
+                    set.spawn(churn(target.clone(), ip, deadline));
+                }
+            }
+        }
+        let mut total = Stats::default();
+        while let Some(s) = set.join_next().await {
+            if let Ok(s) = s {
+                total.merge(s);
+            }
+        }
+        total
+    }
+}
+
+/// One request lane: a connection of its own (HTTP/1.1), or one stream of a shared HTTP/2
+/// connection, sending its work in order, reconnecting when the server closes.
+#[allow(clippy::too_many_arguments)]
+async fn lane(
+    target: Arc<Target>,
+    ip: IpAddr,
+    http2: bool,
+    shared: Arc<Mutex<Option<Sender>>>,
+    work: Work,
+    interval: Option<Duration>,
+    start: Instant,
+    deadline: Instant,
+) -> Stats {
+    let mut st = Stats::default();
+    let mut i = 0usize;
+    while Instant::now() < deadline {
+        let Some((method, path, body)) = work.get(i) else {
+            break;
+        };
+        let scheduled = match interval {
+            Some(iv) => {
+                let at = start + iv.mul_f64(i as f64);
+                if at >= deadline {
+                    break;
+                }
+                sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        // HTTP/1.1: take the connection out while it carries our request; HTTP/2: clone it.
+        let mut sender = {
+            let mut slot = shared.lock().await;
+            match slot.as_ref().and_then(Sender::clone_h2) {
+                Some(s) => s,
+                None => match slot.take() {
+                    Some(s) => s,
+                    None => {
+                        match timeout_at((deadline + GRACE).into(), connect(&target, ip, http2))
+                            .await
+                        {
+                            Ok(Ok(s)) => {
+                                st.connects += 1;
+                                if let Some(c) = s.clone_h2() {
+                                    *slot = Some(c);
+                                }
+                                s
+                            }
+                            _ => {
+                                st.io_errors += 1;
+                                drop(slot);
+                                sleep(RECONNECT_PAUSE).await;
+                                continue;
+                            }
+                        }
+                    }
+                },
+            }
+        };
+        let req = request(&target, http2, method, path, body);
+        match timeout_at((deadline + GRACE).into(), sender.send(req)).await {
+            Ok(Ok(answer)) => {
+                st.answer(answer.status.as_u16(), &answer.body, scheduled.elapsed());
+                i += 1;
+                if !sender.is_http2() {
+                    *shared.lock().await = Some(sender);
+                }
+            }
+            Ok(Err(_)) | Err(_) => {
+                // The connection broke (or the server closed it after its request quota):
+                // drop it and reconnect; the same request is sent again, which is safe —
+                // an identical ballot is an idempotent repeat.
+                st.io_errors += 1;
+                if sender.is_http2() {
+                    *shared.lock().await = None;
+                }
+            }
+        }
+    }
+    st
+}
+
+/// Sends a request head one byte at a time and never finishes it; records when the server
+/// gives up on us, then comes back.
+async fn slowloris(
+    target: Arc<Target>,
+    ip: IpAddr,
+    interval: Duration,
+    deadline: Instant,
+) -> Stats {
+    let mut st = Stats::default();
+    while Instant::now() < deadline {
+        let opened = Instant::now();
+        let Ok(Ok(stream)) = timeout_at(deadline.into(), tcp(&target, ip)).await else {
+            st.io_errors += 1;
+            sleep(RECONNECT_PAUSE).await;
+            continue;
+        };
+        st.connects += 1;
+        let closed = match target.tls(false) {
+            Some(tls) => match timeout_at(
+                deadline.into(),
+                tokio_rustls::TlsConnector::from(tls).connect(target.server_name.clone(), stream),
+            )
+            .await
+            {
+                Ok(Ok(s)) => drip(s, interval, deadline).await,
+                _ => true,
+            },
+            None => drip(stream, interval, deadline).await,
+        };
+        if closed {
+            st.closed_by_server += 1;
+            st.close_after_us
+                .saturating_record(opened.elapsed().as_micros().max(1) as u64);
+        }
+    }
+    st
+}
+
+/// Writes a head byte by byte; true when the server closed the connection first.
+async fn drip<S: tokio::io::AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    interval: Duration,
+    deadline: Instant,
+) -> bool {
+    if s.write_all(b"POST /v1/ballots HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        .await
+        .is_err()
+    {
+        return true;
+    }
+    let mut buf = [0u8; 512];
+    loop {
+        tokio::select! {
+            r = s.read(&mut buf) => match r {
+                // Any answer (a 408) or a close means the server is done with us.
+                Ok(_) | Err(_) => return true,
+            },
+            _ = sleep(interval) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                if s.write_all(b"a").await.is_err() {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Opens TCP connections that never begin TLS; records when the server closes them.
+async fn stall(target: Arc<Target>, ip: IpAddr, deadline: Instant) -> Stats {
+    let mut st = Stats::default();
+    while Instant::now() < deadline {
+        let opened = Instant::now();
+        let Ok(Ok(mut stream)) = timeout_at(deadline.into(), tcp(&target, ip)).await else {
+            st.io_errors += 1;
+            sleep(RECONNECT_PAUSE).await;
+            continue;
+        };
+        st.connects += 1;
+        let mut buf = [0u8; 64];
+        if let Ok(_closed) = timeout_at(deadline.into(), stream.read(&mut buf)).await {
+            st.closed_by_server += 1;
+            st.close_after_us
+                .saturating_record(opened.elapsed().as_micros().max(1) as u64);
+        }
+    }
+    st
+}
+
+/// Completes TLS handshakes and drops them at once.
+async fn churn(target: Arc<Target>, ip: IpAddr, deadline: Instant) -> Stats {
+    let mut st = Stats::default();
+    let Some(tls) = target.tls(false) else {
+        return st;
+    };
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    while Instant::now() < deadline {
+        let began = Instant::now();
+        let done = async {
+            let stream = tcp(&target, ip).await?;
+            connector.connect(target.server_name.clone(), stream).await
+        };
+        match timeout_at(deadline.into(), done).await {
+            Ok(Ok(_)) => {
+                st.connects += 1;
+                st.ok_latency_us
+                    .saturating_record(began.elapsed().as_micros().max(1) as u64);
+            }
+            Ok(Err(_)) => {
+                st.io_errors += 1;
+                sleep(RECONNECT_PAUSE).await;
+            }
+            Err(_) => break,
+        }
+    }
+    st
+}
