@@ -2,7 +2,7 @@
 //! for measuring L1–L4 with a load generator, e.g. the 429 rate for one source far past its
 //! limit. Not the real server: `urna serve` wires the real backend.
 //!
-//! `cargo run --release --example edge_target -- load-edge/urna-edge.toml`
+//! `cargo run --release --example edge_target -- load-tests/nginx/urna-edge.toml`
 
 use std::net::IpAddr;
 use std::sync::Arc;

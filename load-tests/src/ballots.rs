@@ -49,7 +49,7 @@ pub fn seq_base() -> u64 {
 /// a later revote could overtake an earlier one and turn it into a (correct) `stale_seq`.
 /// Ballot `k` belongs to voter `k % V`, round `k / V`.
 pub fn presign(
-    voters: &[VoterSecret],
+    voters: &[&VoterSecret],
     election: &str,
     total: usize,
     connections: usize,

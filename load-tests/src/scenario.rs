@@ -68,6 +68,9 @@ pub enum Task {
         http2: bool,
         #[serde(default = "one")]
         streams_per_connection: usize,
+        /// Only voters of this algorithm (`ed25519` or `p256`); absent: every voter.
+        #[serde(default)]
+        alg: Option<String>,
     },
     /// The same request, over and over, from few sources: what a rate limiter must absorb.
     Flood {

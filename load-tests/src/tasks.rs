@@ -141,21 +141,26 @@ fn plan(
             payload_bytes,
             http2,
             streams_per_connection,
+            alg,
             ..
         } => {
             // Each voters task takes its own slice of the electorate, so two tasks never
             // race one voter's seqs.
-            let available = voters.len().saturating_sub(*voter_offset);
+            let wanted = |v: &VoterSecret| alg.as_deref().is_none_or(|a| v.alg().as_str() == a);
+            let picked: Vec<usize> = (*voter_offset..voters.len())
+                .filter(|&i| wanted(&voters[i]))
+                .take(*ballots)
+                .collect();
             anyhow::ensure!(
-                available > 0,
-                "not enough voters in the voters file for task {}",
+                !picked.is_empty(),
+                "no voters left in the voters file for task {}",
                 task.name()
             );
-            let mine = &voters[*voter_offset..*voter_offset + available.min(*ballots)];
-            *voter_offset += mine.len();
+            *voter_offset = picked[picked.len() - 1] + 1;
+            let mine: Vec<&VoterSecret> = picked.iter().map(|&i| &voters[i]).collect();
             let lanes = connections * streams_per_connection;
             let mut lists = presign(
-                mine,
+                &mine,
                 &s.election,
                 *ballots,
                 lanes,

@@ -3,7 +3,7 @@
 # limit_req, the same wrk command against each, alternating, ROUNDS times. Prints for each
 # run the 429 rate and the server CPU time per 1000 answers (utime+stime of the server
 # processes, from /proc), which is steadier than throughput on a shared machine.
-# Usage: load-edge/compare.sh URNA_PID "NGINX_WORKER_PIDS" [ROUNDS] [SECONDS]
+# Usage: load-tests/nginx/compare.sh URNA_PID "NGINX_WORKER_PIDS" [ROUNDS] [SECONDS]
 set -euo pipefail
 urna_pid=$1; nginx_pids=$2; rounds=${3:-3}; secs=${4:-10}
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ for r in $(seq 1 "$rounds"); do
   for target in urna nginx; do
     if [ $target = urna ]; then port=18443; pids=$urna_pid; else port=18444; pids=$nginx_pids; fi
     before=$(ticks $pids)
-    out=$(wrk -t1 -c32 -d${secs}s -s load-edge/ballot.lua https://127.0.0.1:$port/v1/ballots)
+    out=$(wrk -t1 -c32 -d${secs}s -s load-tests/nginx/ballot.lua https://127.0.0.1:$port/v1/ballots)
     after=$(ticks $pids)
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
