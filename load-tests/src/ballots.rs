@@ -101,9 +101,10 @@ mod tests {
     #[test]
     fn every_ballot_is_signed_once_and_each_voter_stays_on_one_connection_in_seq_order() {
         let mut rng = rand::thread_rng();
-        let voters: Vec<VoterSecret> = (0..7)
+        let owned: Vec<VoterSecret> = (0..7)
             .map(|_| VoterSecret::generate_ed25519(&mut rng))
             .collect();
+        let voters: Vec<&VoterSecret> = owned.iter().collect();
         let lists = presign(&voters, "demo-2026", 30, 3, 16, 100);
         assert_eq!(lists.iter().map(Vec::len).sum::<usize>(), 30);
         for list in &lists {
