@@ -114,6 +114,10 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
         });
     }
     let verifier_key = key.verifier_key().to_owned();
+    // The public half, beside the key, for operators to publish and voters to verify with.
+    let vkey_path = key_path.with_extension("vkey");
+    std::fs::write(&vkey_path, format!("{verifier_key}\n"))
+        .map_err(io("writing the verifier key", &vkey_path))?;
     let manifest = Manifest {
         election: election.clone(),
         roll_sha256: roll.sha256(),
