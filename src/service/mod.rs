@@ -62,8 +62,7 @@ impl Service {
     }
 
     fn overloaded(&self, what: &str) -> Reply {
-        metrics::counter!("urna_rejected_total", "layer" => "L6", "reason" => "overloaded")
-            .increment(1);
+        crate::edge::metrics::reject("L6", "overloaded");
         Reply::error(StatusCode::SERVICE_UNAVAILABLE, code::OVERLOADED, what)
             .retry_after(self.retry_after_s)
     }
@@ -84,7 +83,7 @@ fn ballot_error(e: &BallotError) -> Reply {
         BallotError::BadSignature => "L6",
         _ => "L5",
     };
-    metrics::counter!("urna_rejected_total", "layer" => layer, "reason" => e.code()).increment(1);
+    crate::edge::metrics::reject(layer, e.code());
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
     let reply = Reply::error(status, e.code(), &e.to_string());
     match e {
