@@ -82,6 +82,12 @@ pub struct ServerConfig {
     /// are dropped. Bounds how long a shutdown (and so a rolling restart) can hang.
     #[serde(default = "d_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// Threads running the network side (accept, TLS, HTTP, L4). Default: one per core.
+    /// Signature checks and the log writer have threads of their own, so on a small
+    /// machine fewer network threads can mean fewer context switches (measure it:
+    /// load-tests/README.md).
+    #[serde(default)]
+    pub worker_threads: Option<std::num::NonZeroUsize>,
 }
 
 /// Log line format.

@@ -156,8 +156,13 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(plain) = config.server.listen_plain {
         println!("plain http:   http://{plain}/");
     }
-    let rt = tokio::runtime::Runtime::new()?;
-    rt.block_on(run_server(config, opened))
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.server.worker_threads {
+        rt.worker_threads(n.get());
+    }
+    rt.enable_all()
+        .build()?
+        .block_on(run_server(config, opened))
 }
 
 async fn run_server(
