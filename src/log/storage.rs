@@ -51,16 +51,34 @@ pub struct FsStorage {
     /// Read handles, one per file, shared by every reader (`pread` needs no lock). Bounded by
     /// the number of segments, which is small (a 64 MiB segment holds ~100k ballots).
     readers: Mutex<HashMap<String, Arc<File>>>,
+    /// An exclusive lock on `dir/LOCK`, held for as long as the storage lives. Two writers on
+    /// one directory would append to the same segment and sign checkpoints of different
+    /// trees: the second server must refuse to start instead.
+    _lock: File,
 }
 
 impl FsStorage {
-    /// Opens (creating if needed) the directory.
+    /// Opens (creating if needed) the directory, and takes its lock: fails with
+    /// `WouldBlock` if another process (or another `FsStorage`) holds it.
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        lock.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is in use by another log writer", dir.display()),
+            ),
+            std::fs::TryLockError::Error(e) => e,
+        })?;
         Ok(Self {
             dir,
             readers: Mutex::new(HashMap::new()),
+            _lock: lock,
         })
     }
 
@@ -168,5 +186,22 @@ impl SegmentFile for FsSegment {
     }
     fn sync_data(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_on_the_same_directory_is_refused_until_the_first_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = FsStorage::open(dir.path()).unwrap();
+        let second = FsStorage::open(dir.path())
+            .err()
+            .expect("second open must fail");
+        assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
+        drop(first);
+        FsStorage::open(dir.path()).unwrap();
     }
 }
