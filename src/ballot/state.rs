@@ -454,7 +454,7 @@ mod tests {
         let mut live = VoterStates::new(f.roll.clone(), e.clone());
         for round in 1..=3u64 {
             for (i, v) in f.voters.iter().enumerate() {
-                if (i as u64 + round) % 2 == 0 {
+                if (i as u64 + round).is_multiple_of(2) {
                     continue;
                 }
                 let b = ballot(v, "e", round, &[i as u8]);

@@ -337,7 +337,7 @@ impl Writer {
                 match record::decode(&data, pos) {
                     Decoded::Record { entry, next } => {
                         let index = tree.size();
-                        if index % OFFSET_EVERY == 0 {
+                        if index.is_multiple_of(OFFSET_EVERY) {
                             offsets.push(pos as u32);
                         }
                         gate.replay(index, entry)
@@ -532,7 +532,7 @@ impl Writer {
                     e.len()
                 )));
             }
-            if (self.size + k as u64) % OFFSET_EVERY == 0 {
+            if (self.size + k as u64).is_multiple_of(OFFSET_EVERY) {
                 new_offsets.push((self.seg_len + self.buf.len() as u64) as u32);
             }
             record::encode(e, &mut self.buf);

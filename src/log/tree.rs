@@ -60,7 +60,7 @@ impl HashStore {
     fn push(&mut self, h: Hash) {
         // `len` counts hashes held in memory, so it fits in usize.
         let i = self.len as usize;
-        if i % CHUNK_HASHES == 0 {
+        if i.is_multiple_of(CHUNK_HASHES) {
             self.chunks
                 .push(vec![Hash::default(); CHUNK_HASHES].into_boxed_slice());
         }
