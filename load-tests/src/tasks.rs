@@ -168,22 +168,14 @@ fn plan(
                 seq_base(),
             )
             .into_iter();
-            let conns = sources(net, *connections)
-                .into_iter()
-                .map(|ip| {
-                    (
-                        ip,
-                        (0..*streams_per_connection)
-                            .map(|_| Work::Ballots(lists.next().unwrap_or_default()))
-                            .collect(),
-                    )
-                })
-                .collect();
-            Plan::Http {
-                conns,
-                http2: *http2,
-                interval: rate_per_s.map(|r| Duration::from_secs_f64(lanes as f64 / r)),
-            }
+            http_plan(
+                net,
+                *connections,
+                *streams_per_connection,
+                *http2,
+                *rate_per_s,
+                || Work::Ballots(lists.next().unwrap_or_default()),
+            )
         }
         Task::Flood {
             connections,
@@ -194,24 +186,15 @@ fn plan(
             streams_per_connection,
             ..
         } => {
-            let lanes = connections * streams_per_connection;
             let (method, path, body) = flood_request(*request, &s.election, voters)?;
-            let conns = sources(net, *connections)
-                .into_iter()
-                .map(|ip| {
-                    (
-                        ip,
-                        (0..*streams_per_connection)
-                            .map(|_| Work::Repeat(method.clone(), path, body.clone()))
-                            .collect(),
-                    )
-                })
-                .collect();
-            Plan::Http {
-                conns,
-                http2: *http2,
-                interval: rate_per_s.map(|r| Duration::from_secs_f64(lanes as f64 / r)),
-            }
+            http_plan(
+                net,
+                *connections,
+                *streams_per_connection,
+                *http2,
+                *rate_per_s,
+                || Work::Repeat(method.clone(), path, body.clone()),
+            )
         }
         Task::Slowloris {
             connections,
@@ -240,6 +223,27 @@ fn plan(
             }
         }
     })
+}
+
+/// An HTTP task: `connections` connections from `net`, each with `streams` lanes of work
+/// (each from `work()`), sending at `rate_per_s` in total if given.
+fn http_plan(
+    net: &ipnet::IpNet,
+    connections: usize,
+    streams: usize,
+    http2: bool,
+    rate_per_s: Option<f64>,
+    mut work: impl FnMut() -> Work,
+) -> Plan {
+    let lanes = connections * streams;
+    let conns = (0..connections)
+        .map(|i| (source_addr(net, i), (0..streams).map(|_| work()).collect()))
+        .collect();
+    Plan::Http {
+        conns,
+        http2,
+        interval: rate_per_s.map(|r| Duration::from_secs_f64(lanes as f64 / r)),
+    }
 }
 
 fn flood_request(
