@@ -296,12 +296,21 @@ impl Plan {
                 http2,
                 interval,
             } => {
+                let total: usize = conns.iter().map(|(_, lanes)| lanes.len()).sum();
+                let mut n = 0;
                 for (ip, lanes) in conns {
                     let shared = Arc::new(Mutex::new(None::<Sender>));
                     for work in lanes {
                         let (target, shared) = (target.clone(), shared.clone());
+                        // Lanes are spread evenly over one interval: together they send at
+                        // a steady rate, not in a burst of every lane at each tick.
+                        let first = start
+                            + interval
+                                .unwrap_or_default()
+                                .mul_f64(n as f64 / total as f64);
+                        n += 1;
                         set.spawn(lane(
-                            target, ip, http2, shared, work, interval, start, deadline,
+                            target, ip, http2, shared, work, interval, first, deadline,
                         ));
                     }
                 }
@@ -342,10 +351,21 @@ async fn lane(
     shared: Arc<Mutex<Option<Sender>>>,
     work: Work,
     interval: Option<Duration>,
-    start: Instant,
+    first: Instant,
     deadline: Instant,
 ) -> Stats {
     let mut st = Stats::default();
+    // Connect before the first send, so a connection's handshake is not counted in the
+    // latency of its first ballot (what is measured is the answer over keep-alive).
+    {
+        let mut slot = shared.lock().await;
+        if slot.is_none() {
+            if let Ok(Ok(s)) = timeout_at(deadline.into(), connect(&target, ip, http2)).await {
+                st.connects += 1;
+                *slot = Some(s);
+            }
+        }
+    }
     let mut i = 0usize;
     while Instant::now() < deadline {
         let Some((method, path, body)) = work.get(i) else {
@@ -353,7 +373,7 @@ async fn lane(
         };
         let scheduled = match interval {
             Some(iv) => {
-                let at = start + iv.mul_f64(i as f64);
+                let at = first + iv.mul_f64(i as f64);
                 if at >= deadline {
                     break;
                 }
