@@ -390,3 +390,61 @@ async fn ballots_past_the_shed_depth_get_503_overloaded_with_retry_after() {
     }
     assert!(created > 0 && shed > 0, "created {created}, shed {shed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ballots_on_one_http2_connection_all_get_verifying_receipts() {
+    let (_dir, server, voters) = start(16, "", &[]).await;
+    let vkey = server.verifier_key.clone();
+    let h = net::H2::connect(server.addr, &server.cert).await;
+    let mut tasks = Vec::new();
+    for v in &voters {
+        let mut h = h.clone();
+        let body = v.sign_submission(ELECTION, 1, b"over h2");
+        tasks.push(tokio::spawn(async move {
+            (body.clone(), h.send(ballot(body)).await.unwrap())
+        }));
+    }
+    let mut indices = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (body, a) = t.await.unwrap();
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        let v = verify_receipt(&receipt(&a), &vkey).unwrap();
+        let Entry::Ballot(logged) = decode_entry(&v.entry).unwrap() else {
+            panic!("not a ballot")
+        };
+        assert_eq!(logged.ballot.to_json(), body);
+        assert!(indices.insert(v.index), "index {} given twice", v.index);
+    }
+    assert_eq!(indices.len(), voters.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_counted_by_layer_and_reason_in_metrics() {
+    let (_dir, server, voters) = start(2, "", &[]).await;
+    let mut h = server.h1().await;
+    let forged_body = forged(&voters[0], 1, b"a", b"b");
+    assert_error(
+        &h.send(ballot(forged_body)).await.unwrap(),
+        422,
+        "bad_signature",
+    );
+    let stranger = VoterSecret::ed25519_from_seed(&[9; 32]);
+    let a = h
+        .send(ballot(stranger.sign_submission(ELECTION, 1, b"x")))
+        .await
+        .unwrap();
+    assert_error(&a, 403, "not_eligible");
+    let m = h.send(get("/metrics")).await.unwrap();
+    assert_eq!(m.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&m.body);
+    let count = |reason: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("urna_rejected_total{") && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    assert_eq!(count("bad_signature"), Some(1.0), "{text}");
+    assert_eq!(count("not_eligible"), Some(1.0), "{text}");
+}

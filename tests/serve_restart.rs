@@ -11,7 +11,7 @@ mod e2e;
 mod net;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::{assert_error, ballot, checkpoint, entries, receipt, Server, ELECTION};
@@ -127,6 +127,53 @@ const KILLS: usize = 5;
 const CLIENTS: usize = 4;
 const VOTERS: u32 = 32;
 
+/// What one streaming client got: (voter, seq, receipt) for each 201, and the answer that
+/// ended the stream (`None`: the connection failed).
+type Streamed = (Vec<(usize, u64, VerifiedReceipt)>, Option<(u16, String)>);
+
+/// Starts `CLIENTS` clients, each on its own connection with its own voters, sending
+/// revotes back to back until the connection fails or a ballot is not answered 201.
+async fn stream(
+    server: &Server,
+    voters: &Arc<Vec<VoterSecret>>,
+    next_seq: &Arc<Mutex<Vec<u64>>>,
+    vkey: &str,
+) -> Vec<tokio::task::JoinHandle<Streamed>> {
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let mut h = server.h1().await;
+        let voters = voters.clone();
+        let next_seq = next_seq.clone();
+        let vkey = vkey.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            // Bounded in count; the kill or shutdown ends it sooner.
+            for i in 0..10_000usize {
+                let who = c + CLIENTS * (i % (voters.len() / CLIENTS));
+                // After a kill, a ballot sent but never answered may or may not be logged,
+                // so every voter's next seq goes past anything ever sent.
+                let seq = {
+                    let mut s = next_seq.lock().unwrap();
+                    s[who] += 1;
+                    s[who] - 1
+                };
+                let body = voters[who].sign_submission(ELECTION, seq, b"stream");
+                match h.send(ballot(body)).await {
+                    Ok(a) if a.status == StatusCode::CREATED => {
+                        let r = receipt(&a);
+                        let v = verify_receipt(&r, &vkey).expect("answered receipt");
+                        got.push((who, seq, v));
+                    }
+                    Ok(a) => return (got, Some((a.status.as_u16(), a.error_code()))),
+                    Err(_) => break,
+                }
+            }
+            (got, None)
+        }));
+    }
+    tasks
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
     let started = Instant::now();
@@ -143,9 +190,7 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
     let mut server = Server::start(&config, port).await;
     let vkey = server.verifier_key.clone();
     let voters: Arc<Vec<VoterSecret>> = Arc::new(e2e::voters(dir.path()));
-    // Next seq per voter. After a kill, a ballot sent but never answered may or may not be
-    // logged, so every voter's next seq goes past anything ever sent.
-    let next_seq = Arc::new(std::sync::Mutex::new(vec![1u64; voters.len()]));
+    let next_seq = Arc::new(Mutex::new(vec![1u64; voters.len()]));
     let mut receipts: Vec<VerifiedReceipt> = Vec::new();
     let mut checkpoints: BTreeMap<u64, CheckpointBody> = BTreeMap::new();
     let mut answered_per_round = Vec::new();
@@ -153,42 +198,13 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
     let mut last_answered: BTreeMap<usize, u64> = BTreeMap::new();
 
     for _ in 0..KILLS {
-        let mut tasks = Vec::new();
-        for c in 0..CLIENTS {
-            let mut h = server.h1().await;
-            let voters = voters.clone();
-            let next_seq = next_seq.clone();
-            let vkey = vkey.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut got = Vec::new();
-                // Bounded in count; the kill ends it sooner.
-                for i in 0..10_000usize {
-                    let who = c + CLIENTS * (i % (voters.len() / CLIENTS));
-                    let seq = {
-                        let mut s = next_seq.lock().unwrap();
-                        s[who] += 1;
-                        s[who] - 1
-                    };
-                    let body = voters[who].sign_submission(ELECTION, seq, b"stream");
-                    match h.send(ballot(body)).await {
-                        Ok(a) if a.status == StatusCode::CREATED => {
-                            let r = receipt(&a);
-                            let v = verify_receipt(&r, &vkey).expect("answered receipt");
-                            got.push((who, seq, v));
-                        }
-                        Ok(a) => panic!("unexpected {}: {:?}", a.status, a.body),
-                        // The server was killed under this request.
-                        Err(_) => break,
-                    }
-                }
-                got
-            }));
-        }
+        let tasks = stream(&server, &voters, &next_seq, &vkey).await;
         tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
         server.kill();
         let mut answered = 0;
         for t in tasks {
-            let got = t.await.expect("client task");
+            let (got, end) = t.await.expect("client task");
+            assert_eq!(end, None, "a stream ended on an answer, not the kill");
             answered += got.len();
             for (who, seq, v) in got {
                 let top = last_answered.entry(who).or_insert(seq);
@@ -232,4 +248,126 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_closes_at_later_ballots_are_refused_and_a_final_checkpoint_covers_the_earlier_ones() {
+    use time::format_description::well_known::Rfc3339;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port();
+    let close = time::OffsetDateTime::now_utc() + Duration::from_secs(3);
+    let closes_at = close.format(&Rfc3339).unwrap();
+    let config = e2e::write_config(
+        dir.path(),
+        port,
+        2,
+        &format!("closes_at = \"{closes_at}\""),
+        &[("request_timeout_ms", "300")],
+    );
+    let server = Server::start(&config, port).await;
+    let vkey = server.verifier_key.clone();
+    let voters = e2e::voters(dir.path());
+    let mut h = server.h1().await;
+    let a = h
+        .send(ballot(voters[0].sign_submission(ELECTION, 1, b"in time")))
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::CREATED, "sent before closes_at");
+    let early = verify_receipt(&receipt(&a), &vkey).unwrap();
+    let wait =
+        std::time::Duration::try_from(close - time::OffsetDateTime::now_utc()).unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    let a = h
+        .send(ballot(voters[1].sign_submission(ELECTION, 1, b"too late")))
+        .await
+        .unwrap();
+    assert_error(&a, 403, "election_closed");
+
+    let final_path = dir.path().join("data/final-checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !final_path.exists() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let note = std::fs::read(&final_path).expect("final checkpoint written");
+    let fin = urna::audit::receipt::verify_checkpoint(&note, &vkey).unwrap();
+    assert_eq!(fin.size, 2, "manifest + the ballot in time");
+    assert_log_extends(&server, &[early], &[fin]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_under_other_election_rules_refuses_to_start_on_the_old_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port();
+    let config = e2e::write_config(dir.path(), port, 2, "revote = \"last\"", &[]);
+    let server = Server::start(&config, port).await;
+    let voters = e2e::voters(dir.path());
+    let a = server
+        .h1()
+        .await
+        .send(ballot(voters[0].sign_submission(ELECTION, 1, b"x")))
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
+    server.terminate();
+
+    // Same storage and roll, other rules: entry 0 no longer describes this election.
+    e2e::write_config(dir.path(), port, 2, "revote = \"none\"", &[]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_urna"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + e2e::START;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("started serving an old log under other rules");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("manifest does not match"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_stream_exits_cleanly_and_keeps_every_answered_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port();
+    let config = e2e::write_config(
+        dir.path(),
+        port,
+        VOTERS,
+        "max_ballots_per_voter = 100000",
+        &[],
+    );
+    let server = Server::start(&config, port).await;
+    let vkey = server.verifier_key.clone();
+    let voters: Arc<Vec<VoterSecret>> = Arc::new(e2e::voters(dir.path()));
+    let next_seq = Arc::new(Mutex::new(vec![1u64; voters.len()]));
+    let tasks = stream(&server, &voters, &next_seq, &vkey).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM from another thread: `terminate` blocks until the exit, while the clients
+    // still run on this runtime.
+    let stopping = tokio::task::spawn_blocking(move || server.terminate());
+    let mut receipts = Vec::new();
+    for t in tasks {
+        let (got, end) = t.await.unwrap();
+        // Shutting down: the connection closes, or a late ballot is told to come back.
+        if let Some((status, code)) = &end {
+            assert_eq!(*status, 503, "{code}");
+        }
+        receipts.extend(got.into_iter().map(|(_, _, v)| v));
+    }
+    stopping.await.unwrap();
+    assert!(!receipts.is_empty());
+    let checkpoints: Vec<CheckpointBody> = receipts.iter().map(|r| r.checkpoint.clone()).collect();
+    let server = Server::start(&config, port).await;
+    assert_log_extends(&server, &receipts, &checkpoints).await;
 }
