@@ -152,10 +152,6 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     );
     println!("log key:      {}", opened.log_key.display());
     println!("verifier key: {}", opened.verifier_key);
-    println!("url:          https://{}/", config.server.listen);
-    if let Some(plain) = config.server.listen_plain {
-        println!("plain http:   http://{plain}/");
-    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(run_server(config, opened))
 }
@@ -172,7 +168,18 @@ async fn run_server(
         let final_path = config.storage.dir.join("final-checkpoint");
         tokio::spawn(close_at(closes_at, grace, service.clone(), final_path));
     }
-    let serving = urna::edge::serve(&config, service.clone(), urna::edge::shutdown_signal());
+    // Bind before saying where we listen: the printed URL is the bound address (its real
+    // port with `listen = "...:0"`), and a port in use fails before any URL is printed.
+    let server = urna::edge::Server::bind(&config, service.clone())
+        .await
+        .context("binding the listeners")?;
+    let addr = server.local_addr().context("reading the bound address")?;
+    println!("url:          https://{addr}/");
+    if let Some(plain) = server.plain_addr() {
+        println!("plain http:   http://{plain}/");
+    }
+    tracing::info!(listen = %addr, plain = ?server.plain_addr(), "serving");
+    let serving = server.run(urna::edge::shutdown_signal());
     tokio::pin!(serving);
     loop {
         tokio::select! {

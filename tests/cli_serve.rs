@@ -54,14 +54,9 @@ fn serve_without_a_roll_or_demo_voters_fails_naming_the_roll() {
 #[test]
 fn first_start_generates_cert_log_key_and_demo_electorate_and_says_where_they_are() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let path = dir.path().join("urna.toml");
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\n[election]\nid = \"demo-2026\"\nroll = \"{d}/electorate/roll.txt\"\ndemo_voters = 6\n[storage]\ndir = \"{d}/data\"\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\n[election]\nid = \"demo-2026\"\nroll = \"{d}/electorate/roll.txt\"\ndemo_voters = 6\n[storage]\ndir = \"{d}/data\"\n",
         d = dir.path().display()
     );
     std::fs::write(&path, text).unwrap();
@@ -103,10 +98,18 @@ fn first_start_generates_cert_log_key_and_demo_electorate_and_says_where_they_ar
     printed(d.join("electorate/roll.txt"));
     printed(d.join("electorate/voters.jsonl"));
     assert!(stdout.contains("(6 voters) (generated now)"), "{stdout}");
-    assert!(
-        stdout.contains(&format!("url:          https://127.0.0.1:{port}/")),
-        "{stdout}"
-    );
+    // The bound address, not the configured port 0.
+    let url = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("url:"))
+        .map(str::trim)
+        .expect("url line");
+    let addr: std::net::SocketAddr = url
+        .strip_prefix("https://")
+        .and_then(|a| a.strip_suffix('/'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{url}"));
+    assert_ne!(addr.port(), 0, "{stdout}");
     let roll = std::fs::read_to_string(d.join("electorate/roll.txt")).unwrap();
     let keys = std::fs::read_to_string(d.join("electorate/voters.jsonl")).unwrap();
     assert_eq!((roll.lines().count(), keys.lines().count()), (6, 6));
