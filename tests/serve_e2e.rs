@@ -21,9 +21,8 @@ async fn start(
     limits: &[(&str, &str)],
 ) -> (tempfile::TempDir, Server, Vec<VoterSecret>) {
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port();
-    let config = e2e::write_config(dir.path(), port, voters, election, limits);
-    let server = Server::start(&config, port).await;
+    let config = e2e::write_config(dir.path(), voters, election, limits);
+    let server = Server::start(&config).await;
     let voters = e2e::voters(dir.path());
     (dir, server, voters)
 }

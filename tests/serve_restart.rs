@@ -56,9 +56,8 @@ async fn assert_log_extends(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_the_voters_state_and_the_tree() {
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port();
-    let config = e2e::write_config(dir.path(), port, 4, "", &[]);
-    let server = Server::start(&config, port).await;
+    let config = e2e::write_config(dir.path(), 4, "", &[]);
+    let server = Server::start(&config).await;
     let vkey = server.verifier_key.clone();
     let voters = e2e::voters(dir.path());
     let mut h = server.h1().await;
@@ -77,7 +76,7 @@ async fn a_restart_keeps_the_voters_state_and_the_tree() {
     drop(h);
     server.terminate();
 
-    let server = Server::start(&config, port).await;
+    let server = Server::start(&config).await;
     assert_eq!(server.verifier_key, vkey, "same log key after restart");
     assert!(
         !server.stdout.iter().any(|l| l.contains("generated now")),
@@ -178,16 +177,9 @@ async fn stream(
 async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port();
-    let config = e2e::write_config(
-        dir.path(),
-        port,
-        VOTERS,
-        "max_ballots_per_voter = 100000",
-        &[],
-    );
+    let config = e2e::write_config(dir.path(), VOTERS, "max_ballots_per_voter = 100000", &[]);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xdead);
-    let mut server = Server::start(&config, port).await;
+    let mut server = Server::start(&config).await;
     let vkey = server.verifier_key.clone();
     let voters: Arc<Vec<VoterSecret>> = Arc::new(e2e::voters(dir.path()));
     let next_seq = Arc::new(Mutex::new(vec![1u64; voters.len()]));
@@ -217,7 +209,7 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
         }
         answered_per_round.push(answered);
 
-        server = Server::start(&config, port).await;
+        server = Server::start(&config).await;
         assert_eq!(server.verifier_key, vkey);
         let old: Vec<CheckpointBody> = checkpoints.values().cloned().collect();
         let cp = assert_log_extends(&server, &receipts, &old).await;
@@ -254,17 +246,15 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
 async fn at_closes_at_later_ballots_are_refused_and_a_final_checkpoint_covers_the_earlier_ones() {
     use time::format_description::well_known::Rfc3339;
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port();
     let close = time::OffsetDateTime::now_utc() + Duration::from_secs(3);
     let closes_at = close.format(&Rfc3339).unwrap();
     let config = e2e::write_config(
         dir.path(),
-        port,
         2,
         &format!("closes_at = \"{closes_at}\""),
         &[("request_timeout_ms", "300")],
     );
-    let server = Server::start(&config, port).await;
+    let server = Server::start(&config).await;
     let vkey = server.verifier_key.clone();
     let voters = e2e::voters(dir.path());
     let mut h = server.h1().await;
@@ -297,9 +287,8 @@ async fn at_closes_at_later_ballots_are_refused_and_a_final_checkpoint_covers_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_under_other_election_rules_refuses_to_start_on_the_old_log() {
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port();
-    let config = e2e::write_config(dir.path(), port, 2, "revote = \"last\"", &[]);
-    let server = Server::start(&config, port).await;
+    let config = e2e::write_config(dir.path(), 2, "revote = \"last\"", &[]);
+    let server = Server::start(&config).await;
     let voters = e2e::voters(dir.path());
     let a = server
         .h1()
@@ -311,7 +300,7 @@ async fn a_restart_under_other_election_rules_refuses_to_start_on_the_old_log() 
     server.terminate();
 
     // Same storage and roll, other rules: entry 0 no longer describes this election.
-    e2e::write_config(dir.path(), port, 2, "revote = \"none\"", &[]);
+    e2e::write_config(dir.path(), 2, "revote = \"none\"", &[]);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_urna"))
         .args(["serve", "--config"])
         .arg(&config)
@@ -339,15 +328,8 @@ async fn a_restart_under_other_election_rules_refuses_to_start_on_the_old_log() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_stream_exits_cleanly_and_keeps_every_answered_receipt() {
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port();
-    let config = e2e::write_config(
-        dir.path(),
-        port,
-        VOTERS,
-        "max_ballots_per_voter = 100000",
-        &[],
-    );
-    let server = Server::start(&config, port).await;
+    let config = e2e::write_config(dir.path(), VOTERS, "max_ballots_per_voter = 100000", &[]);
+    let server = Server::start(&config).await;
     let vkey = server.verifier_key.clone();
     let voters: Arc<Vec<VoterSecret>> = Arc::new(e2e::voters(dir.path()));
     let next_seq = Arc::new(Mutex::new(vec![1u64; voters.len()]));
@@ -368,6 +350,6 @@ async fn sigterm_during_a_stream_exits_cleanly_and_keeps_every_answered_receipt(
     stopping.await.unwrap();
     assert!(!receipts.is_empty());
     let checkpoints: Vec<CheckpointBody> = receipts.iter().map(|r| r.checkpoint.clone()).collect();
-    let server = Server::start(&config, port).await;
+    let server = Server::start(&config).await;
     assert_log_extends(&server, &receipts, &checkpoints).await;
 }

@@ -39,22 +39,11 @@ const GENEROUS: &[(&str, &str)] = &[
     ("reads_burst_per_prefix", "100000"),
 ];
 
-/// A port that was free a moment ago (the server does not print a port it picked itself).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Writes `<dir>/urna.toml`: a demo election of `voters` voters on `port`, storage in
+/// Writes `<dir>/urna.toml`: a demo election of `voters` voters on a port the server picks
+/// (it prints the bound address), storage in
 /// `<dir>/data`, the generous limits except where `limits` overrides them, and `election`
 /// extra lines for `[election]`.
-pub fn write_config(
-    dir: &Path,
-    port: u16,
-    voters: u32,
-    election: &str,
-    limits: &[(&str, &str)],
-) -> PathBuf {
+pub fn write_config(dir: &Path, voters: u32, election: &str, limits: &[(&str, &str)]) -> PathBuf {
     let mut lines: Vec<String> = GENEROUS
         .iter()
         .filter(|(k, _)| !limits.iter().any(|(o, _)| o == k))
@@ -64,7 +53,7 @@ pub fn write_config(
     lines.sort();
     let text = format!(
         r#"[server]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:0"
 shutdown_grace_ms = 3000
 
 [limits]
@@ -100,8 +89,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `urna serve --config <config>` on `port` and waits until `/healthz` answers.
-    pub async fn start(config: &Path, port: u16) -> Server {
+    /// Starts `urna serve --config <config>` and waits until `/healthz` answers on the
+    /// address it printed.
+    pub async fn start(config: &Path) -> Server {
         let dir = config.parent().unwrap();
         let stderr = dir.join(format!("stderr-{}.log", std::process::id()));
         let log = std::fs::OpenOptions::new()
@@ -160,7 +150,13 @@ impl Server {
         let verifier_key = field("verifier key:");
         let cert = field("certificate:");
         let cert = PathBuf::from(cert.trim_end_matches(" (generated now)"));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let url = field("url:");
+        let addr: SocketAddr = url
+            .strip_prefix("https://")
+            .and_then(|a| a.strip_suffix('/'))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("url {url:?} is not https://<addr>/"));
+        assert_ne!(addr.port(), 0, "the bound port is printed");
         let mut server = Server {
             child,
             addr,
