@@ -447,3 +447,49 @@ async fn refusals_are_counted_by_layer_and_reason_in_metrics() {
     assert_eq!(count("bad_signature"), Some(1.0), "{text}");
     assert_eq!(count("not_eligible"), Some(1.0), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_submissions_from_one_voter_append_at_most_one_ballot() {
+    let (_dir, server, voters) = start(2, "", &[]).await;
+    let vkey = server.verifier_key.clone();
+    let h = net::H2::connect(server.addr, &server.cert).await;
+    // The same ballot eight times at once: one 201, the rest 200 with its index.
+    let same = voters[0].sign_submission(ELECTION, 1, b"same");
+    // And eight different ballots with one seq: one 201, the rest conflict.
+    let racing: Vec<String> = (0..8)
+        .map(|i| voters[1].sign_submission(ELECTION, 1, format!("race {i}").as_bytes()))
+        .collect();
+    let mut tasks = Vec::new();
+    for body in std::iter::repeat_n(same, 8).chain(racing) {
+        let mut h = h.clone();
+        tasks.push(tokio::spawn(
+            async move { h.send(ballot(body)).await.unwrap() },
+        ));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let (same, racing) = answers.split_at(8);
+    let created: Vec<_> = same
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(created.len(), 1, "{same:?}");
+    let index = receipt(created[0]).index;
+    for a in same {
+        assert!(a.status == StatusCode::CREATED || a.status == StatusCode::OK);
+        assert_eq!(receipt(a).index, index);
+        verify_receipt(&receipt(a), &vkey).unwrap();
+    }
+    let won: Vec<_> = racing
+        .iter()
+        .filter(|a| a.status == StatusCode::CREATED)
+        .collect();
+    assert_eq!(won.len(), 1, "{racing:?}");
+    for a in racing.iter().filter(|a| a.status != StatusCode::CREATED) {
+        assert_error(a, 409, "conflict");
+    }
+    let (cp, _) = checkpoint(&mut server.h1().await, &vkey).await;
+    assert_eq!(cp.size, 3, "manifest + one ballot per voter");
+}

@@ -281,7 +281,64 @@ async fn at_closes_at_later_ballots_are_refused_and_a_final_checkpoint_covers_th
     let note = std::fs::read(&final_path).expect("final checkpoint written");
     let fin = urna::audit::receipt::verify_checkpoint(&note, &vkey).unwrap();
     assert_eq!(fin.size, 2, "manifest + the ballot in time");
-    assert_log_extends(&server, &[early], &[fin]).await;
+    assert_log_extends(
+        &server,
+        std::slice::from_ref(&early),
+        std::slice::from_ref(&fin),
+    )
+    .await;
+    drop(h);
+    server.terminate();
+
+    // After the close, the log still opens (replay does not judge old ballots against the
+    // clock), keeps the final tree, and still refuses ballots.
+    let server = Server::start(&config).await;
+    let cp = assert_log_extends(&server, &[early], &[fin]).await;
+    assert_eq!(cp.size, 2);
+    let a = server
+        .h1()
+        .await
+        .send(ballot(voters[0].sign_submission(
+            ELECTION,
+            2,
+            b"revote late",
+        )))
+        .await
+        .unwrap();
+    assert_error(&a, 403, "election_closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_revote_none_a_voter_who_voted_before_a_restart_stays_voted() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = e2e::write_config(dir.path(), 2, "revote = \"none\"", &[]);
+    let server = Server::start(&config).await;
+    let voters = e2e::voters(dir.path());
+    let first = voters[0].sign_submission(ELECTION, 1, b"once");
+    let a = server.h1().await.send(ballot(first.clone())).await.unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
+    let index = receipt(&a).index;
+    server.terminate();
+
+    let server = Server::start(&config).await;
+    let mut h = server.h1().await;
+    let a = h
+        .send(ballot(voters[0].sign_submission(ELECTION, 2, b"twice")))
+        .await
+        .unwrap();
+    assert_error(&a, 409, "already_voted");
+    let a = h.send(ballot(first)).await.unwrap();
+    assert_eq!(a.status, StatusCode::OK, "identical resend after restart");
+    assert_eq!(receipt(&a).index, index);
+    let a = h
+        .send(ballot(voters[1].sign_submission(
+            ELECTION,
+            1,
+            b"first time",
+        )))
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
