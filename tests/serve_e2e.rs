@@ -493,3 +493,94 @@ async fn racing_submissions_from_one_voter_append_at_most_one_ballot() {
     let (cp, _) = checkpoint(&mut server.h1().await, &vkey).await;
     assert_eq!(cp.size, 3, "manifest + one ballot per voter");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_its_time_limit_gets_408_request_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let (_dir, server, _) = start(2, "", &[("body_timeout_ms", "300")]).await;
+    let mut tls = net::tls_connect(server.addr, &server.cert, &[b"http/1.1"])
+        .await
+        .unwrap();
+    tls.write_all(
+        b"POST /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n{\"election\":",
+    )
+    .await
+    .unwrap();
+    tls.flush().await.unwrap();
+    // The rest never comes; the answer must (read_all is bounded by net::WAIT).
+    let answer = net::read_all(&mut tls).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_signature_costs_its_source_extra_ballot_tokens() {
+    // 10 ballots of burst, 1/s refill, 5 extra tokens per bad signature.
+    let limits = [
+        ("ballots_per_source_per_s", "1"),
+        ("ballots_burst_per_source", "10"),
+        ("penalty_tokens", "5"),
+    ];
+    let (_dir, server, voters) = start(12, "", &limits).await;
+    let mut h = server.h1().await;
+    let a = h
+        .send(ballot(forged(&voters[0], 1, b"a", b"b")))
+        .await
+        .unwrap();
+    assert_error(&a, 422, "bad_signature");
+    let mut created = 0;
+    let mut limited = 0;
+    for v in &voters[1..] {
+        let a = h
+            .send(ballot(v.sign_submission(ELECTION, 1, b"x")))
+            .await
+            .unwrap();
+        match a.status.as_u16() {
+            201 => created += 1,
+            429 => limited += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    // Without the penalty 9 of these 11 would fit in the burst; with it, 10 - 1 - 5 = 4
+    // (one more if a token refilled meanwhile).
+    assert!(
+        (4..=5).contains(&created),
+        "created {created}, limited {limited}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_flood_is_limited_without_spending_the_ballot_budget() {
+    let limits = [
+        ("reads_per_source_per_s", "1"),
+        ("reads_burst_per_source", "5"),
+        ("ballots_per_source_per_s", "1"),
+        ("ballots_burst_per_source", "2"),
+    ];
+    let (_dir, server, voters) = start(2, "", &limits).await;
+    let mut h = server.h1().await;
+    let mut limited = 0;
+    for _ in 0..20 {
+        let a = h.send(get("/log/checkpoint")).await.unwrap();
+        match a.status.as_u16() {
+            200 => {}
+            429 => {
+                assert_error(&a, 429, "rate_limited");
+                limited += 1;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!(limited >= 14, "only {limited} of 20 reads limited");
+    for v in &voters {
+        let a = h
+            .send(ballot(v.sign_submission(ELECTION, 1, b"x")))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "ballots keep their own budget"
+        );
+    }
+}
