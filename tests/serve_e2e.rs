@@ -27,6 +27,13 @@ async fn start(
     (dir, server, voters)
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 /// A submission whose signature is valid for other content: `payload` with the signature
 /// made over `other`.
 fn forged(voter: &VoterSecret, seq: u64, payload: &[u8], other: &[u8]) -> String {
@@ -53,7 +60,9 @@ async fn ballots_of_both_algorithms_get_receipts_that_verify_offline_and_hold_th
             .expect("mixed demo roll");
         let payload = format!("choice for {alg:?}");
         let body = voter.sign_submission(ELECTION, 1, payload.as_bytes());
+        let before_ms = now_ms();
         let a = h.send(ballot(body.clone())).await.unwrap();
+        let after_ms = now_ms();
         assert_eq!(a.status, StatusCode::CREATED, "{alg:?}: {:?}", a.body);
         let r = receipt(&a);
         let v = verify_receipt(&r, vkey).expect("receipt verifies offline");
@@ -446,6 +455,26 @@ async fn refusals_are_counted_by_layer_and_reason_in_metrics() {
     };
     assert_eq!(count("bad_signature"), Some(1.0), "{text}");
     assert_eq!(count("not_eligible"), Some(1.0), "{text}");
+    // The log's side: one ballot appended, the tree size, the commit latency.
+    let a = h
+        .send(ballot(voters[1].sign_submission(ELECTION, 1, b"ok")))
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::CREATED);
+    let text = String::from_utf8_lossy(&h.send(get("/metrics")).await.unwrap().body).into_owned();
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.split([' ', '{']).next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    assert_eq!(value("urna_log_size"), Some(2.0), "{text}");
+    assert_eq!(
+        value("urna_log_entries_appended_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains("urna_log_commit_seconds"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -576,7 +605,10 @@ async fn a_read_flood_is_limited_without_spending_the_ballot_budget() {
     }
     // 5 of burst, plus one per second of refill.
     let refill = began.elapsed().as_secs() as usize + 1;
-    assert!(limited >= 15 - refill, "only {limited} of 20 reads limited");
+    assert!(
+        limited >= 15usize.saturating_sub(refill),
+        "only {limited} of 20 reads limited"
+    );
     for v in &voters {
         let a = h
             .send(ballot(v.sign_submission(ELECTION, 1, b"x")))
