@@ -80,6 +80,12 @@ async fn ballots_of_both_algorithms_get_receipts_that_verify_offline_and_hold_th
         logged
             .verify_signature()
             .expect("logged signature verifies");
+        // The window is judged on the logged receive time: it must be when we sent it.
+        assert!(
+            (before_ms..=after_ms).contains(&logged.received_ms),
+            "received_ms {} outside {before_ms}..={after_ms}",
+            logged.received_ms
+        );
         // The same receipt, asked for later by index, still proves the same entry.
         let again = h
             .send(get(&format!("/v1/receipts/{}", r.index)))
