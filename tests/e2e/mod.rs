@@ -280,6 +280,10 @@ pub fn assert_error(a: &Answer, status: u16, code: &str) {
 pub async fn checkpoint(h: &mut H1, vkey: &str) -> (CheckpointBody, Vec<u8>) {
     let a = h.send(crate::net::get("/log/checkpoint")).await.unwrap();
     assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.header("content-type").as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
     let body = verify_checkpoint(&a.body, vkey).expect("checkpoint signed by the log key");
     (body, a.body.to_vec())
 }
@@ -308,6 +312,9 @@ pub async fn entries(h: &mut H1, size: u64) -> Vec<Vec<u8>> {
         }
         let a = h.send(crate::net::get(&path)).await.unwrap();
         assert_eq!(a.status, StatusCode::OK, "{path}");
+        // Full bundles never change; partial ones grow.
+        let cache = a.header("cache-control").unwrap_or_default();
+        assert_eq!(cache.contains("immutable"), width == 256, "{path}: {cache}");
         let bundle = parse_bundle(&a.body);
         assert_eq!(bundle.len() as u64, width, "{path}");
         out.extend(bundle);
