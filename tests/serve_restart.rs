@@ -186,6 +186,8 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
     let mut receipts: Vec<VerifiedReceipt> = Vec::new();
     let mut checkpoints: BTreeMap<u64, CheckpointBody> = BTreeMap::new();
     let mut answered_per_round = Vec::new();
+    let mut seen = 0;
+    let mut final_size = 0;
     // Highest answered seq per voter.
     let mut last_answered: BTreeMap<usize, u64> = BTreeMap::new();
 
@@ -213,12 +215,15 @@ async fn every_answered_receipt_survives_sigkill_during_a_stream_of_ballots() {
         assert_eq!(server.verifier_key, vkey);
         let old: Vec<CheckpointBody> = checkpoints.values().cloned().collect();
         let cp = assert_log_extends(&server, &receipts, &old).await;
-        checkpoints.entry(cp.size).or_insert(cp);
+        // Every checkpoint seen so far is now a proven prefix of `cp`'s tree, so checking
+        // `cp` against the next tree covers them all (and keeps the test linear in rounds).
+        seen += checkpoints.len();
+        final_size = cp.size;
+        checkpoints.clear();
+        checkpoints.insert(cp.size, cp);
     }
     eprintln!(
-        "answered per round {answered_per_round:?}, checkpoints seen {}, final size {}",
-        checkpoints.len(),
-        checkpoints.keys().last().unwrap_or(&0)
+        "answered per round {answered_per_round:?}, checkpoints checked {seen}, final size {final_size}"
     );
     assert!(
         answered_per_round.iter().all(|&n| n > 0),
