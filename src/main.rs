@@ -152,10 +152,6 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     );
     println!("log key:      {}", opened.log_key.display());
     println!("verifier key: {}", opened.verifier_key);
-    println!("url:          https://{}/", config.server.listen);
-    if let Some(plain) = config.server.listen_plain {
-        println!("plain http:   http://{plain}/");
-    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.server.worker_threads {
         rt.worker_threads(n.get());
@@ -177,20 +173,46 @@ async fn run_server(
         let final_path = config.storage.dir.join("final-checkpoint");
         tokio::spawn(close_at(closes_at, grace, service.clone(), final_path));
     }
-    let serving = urna::edge::serve(&config, service.clone(), urna::edge::shutdown_signal());
+    // Bind before saying where we listen: the printed URL is the bound address (its real
+    // port with `listen = "...:0"`), and a port in use fails before any URL is printed.
+    let server = urna::edge::Server::bind(&config, service.clone())
+        .await
+        .context("binding the listeners")?;
+    let addr = server.local_addr().context("reading the bound address")?;
+    println!("url:          https://{addr}/");
+    if let Some(plain) = server.plain_addr() {
+        println!("plain http:   http://{plain}/");
+    }
+    tracing::info!(listen = %addr, plain = ?server.plain_addr(), "serving");
+    // Set once SIGTERM arrives: from then on the writer thread ends by design.
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            urna::edge::shutdown_signal().await;
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let serving = server.run(signal);
     tokio::pin!(serving);
-    loop {
-        tokio::select! {
-            biased;
-            r = &mut serving => return r.context("serving"),
-            _ = &mut writer_done, if !writer_done.is_finished() || service.log().is_poisoned() => {
-                if service.log().is_poisoned() {
-                    // A write or fsync failed. No retry on the same files: exit, and let the
-                    // next start recover from what is durable (DESIGN §3).
-                    tracing::error!("the log store failed a write or fsync; exiting to recover from disk");
-                    std::process::exit(70);
-                }
+    tokio::select! {
+        biased;
+        r = &mut serving => r.context("serving"),
+        ended = &mut writer_done => {
+            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                // Graceful shutdown drained the log: let the server finish its shutdown.
+                return serving.await.context("serving");
             }
+            // The writer stopped while serving: a failed write or fsync poisoned the store,
+            // or the thread died. No retry on the same files: exit, and let the next start
+            // recover from what is durable (DESIGN §3).
+            let why = match ended {
+                Ok(Ok(())) if service.log().is_poisoned() => "a write or fsync failed",
+                Ok(Ok(())) => "it stopped",
+                _ => "it panicked",
+            };
+            tracing::error!("the log writer ended while serving ({why}); exiting to recover from disk");
+            std::process::exit(70);
         }
     }
 }
