@@ -454,7 +454,8 @@ async fn refusals_are_counted_by_layer_and_reason_in_metrics() {
     let count = |reason: &str| {
         text.lines()
             .find(|l| {
-                l.starts_with("urna_rejected_total{") && l.contains(&format!("reason=\"{reason}\""))
+                l.starts_with("urna_rejections_total{")
+                    && l.contains(&format!("reason=\"{reason}\""))
             })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse::<f64>().ok())
