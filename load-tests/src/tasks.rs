@@ -54,6 +54,12 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
     for task in &s.tasks {
         plans.push(plan(task, s, &voters, &mut voter_offset)?);
     }
+    // Connections too: a run measures answers over keep-alive, not the burst of handshakes
+    // that opening hundreds of connections at once costs both sides.
+    for plan in &mut plans {
+        plan.connect(&target, Instant::now() + Duration::from_secs(30))
+            .await;
+    }
     let start = Instant::now();
     let deadline = start + Duration::from_secs(s.duration_s);
     let mut running = JoinSet::new();
@@ -111,6 +117,8 @@ enum Plan {
         http2: bool,
         /// Pause between one lane's sends (open loop), if any.
         interval: Option<Duration>,
+        /// Connections opened before the clock starts, one per entry of `conns`.
+        ready: Vec<Option<Sender>>,
     },
     Slowloris {
         sources: Vec<IpAddr>,
@@ -243,6 +251,7 @@ fn http_plan(
         conns,
         http2,
         interval: rate_per_s.map(|r| Duration::from_secs_f64(lanes as f64 / r)),
+        ready: Vec::new(),
     }
 }
 
@@ -288,18 +297,55 @@ fn flood_request(
 }
 
 impl Plan {
+    /// Opens an HTTP task's connections (at most 256 handshakes at a time), by `until`.
+    async fn connect(&mut self, target: &Arc<Target>, until: Instant) {
+        let Plan::Http {
+            conns,
+            http2,
+            ready,
+            ..
+        } = self
+        else {
+            return;
+        };
+        let mut pending = JoinSet::new();
+        let mut opened: Vec<Option<Sender>> = (0..conns.len()).map(|_| None).collect();
+        for (i, (ip, _)) in conns.iter().enumerate() {
+            if pending.len() >= 256 {
+                if let Some(Ok((j, s))) = pending.join_next().await {
+                    opened[j] = s;
+                }
+            }
+            let (target, ip, http2) = (target.clone(), *ip, *http2);
+            pending.spawn(async move {
+                let s = timeout_at(until.into(), connect(&target, ip, http2)).await;
+                (i, s.ok().and_then(Result::ok))
+            });
+        }
+        while let Some(done) = pending.join_next().await {
+            if let Ok((j, s)) = done {
+                opened[j] = s;
+            }
+        }
+        *ready = opened;
+    }
+
     async fn run(self, target: Arc<Target>, start: Instant, deadline: Instant) -> Stats {
         let mut set: JoinSet<Stats> = JoinSet::new();
+        let mut connected = 0;
         match self {
             Plan::Http {
                 conns,
                 http2,
                 interval,
+                mut ready,
             } => {
                 let total: usize = conns.iter().map(|(_, lanes)| lanes.len()).sum();
                 let mut n = 0;
-                for (ip, lanes) in conns {
-                    let shared = Arc::new(Mutex::new(None::<Sender>));
+                ready.resize_with(conns.len(), || None);
+                connected = ready.iter().filter(|s| s.is_some()).count() as u64;
+                for ((ip, lanes), sender) in conns.into_iter().zip(ready) {
+                    let shared = Arc::new(Mutex::new(sender));
                     for work in lanes {
                         let (target, shared) = (target.clone(), shared.clone());
                         // Lanes are spread evenly over one interval: together they send at
@@ -331,7 +377,10 @@ impl Plan {
                 }
             }
         }
-        let mut total = Stats::default();
+        let mut total = Stats {
+            connects: connected,
+            ..Stats::default()
+        };
         while let Some(s) = set.join_next().await {
             if let Ok(s) = s {
                 total.merge(s);
@@ -355,17 +404,6 @@ async fn lane(
     deadline: Instant,
 ) -> Stats {
     let mut st = Stats::default();
-    // Connect before the first send, so a connection's handshake is not counted in the
-    // latency of its first ballot (what is measured is the answer over keep-alive).
-    {
-        let mut slot = shared.lock().await;
-        if slot.is_none() {
-            if let Ok(Ok(s)) = timeout_at(deadline.into(), connect(&target, ip, http2)).await {
-                st.connects += 1;
-                *slot = Some(s);
-            }
-        }
-    }
     let mut i = 0usize;
     while Instant::now() < deadline {
         let Some((method, path, body)) = work.get(i) else {
