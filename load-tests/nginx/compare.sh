@@ -6,7 +6,7 @@
 # Usage: load-tests/nginx/compare.sh URNA_PID "NGINX_WORKER_PIDS" [ROUNDS] [SECONDS]
 set -euo pipefail
 urna_pid=$1; nginx_pids=$2; rounds=${3:-3}; secs=${4:-10}
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
