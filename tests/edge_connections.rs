@@ -11,29 +11,15 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use urna::edge::proxy::encode_v2;
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
 #[tokio::test]
 async fn denied_cidr_is_closed_before_the_handshake() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", r#"deny = ["127.0.0.0/8"]"#),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", r#"deny = ["127.0.0.0/8"]"#).await;
     assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
         .await
         .is_err());
     srv.stop().await;
 
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", r#"allow = ["10.0.0.0/8"]"#),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", r#"allow = ["10.0.0.0/8"]"#).await;
     assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
         .await
         .is_err());
@@ -42,9 +28,8 @@ async fn denied_cidr_is_closed_before_the_handshake() {
 
 #[tokio::test]
 async fn global_connection_cap_closes_the_connection_past_it() {
-    let dir = tmp();
     let limits = "max_connections = 2\nmax_tracked_sources = 10";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     let mut a = H1::connect(srv.addr, &srv.cert).await;
     let _b = H1::connect(srv.addr, &srv.cert).await;
     assert_eq!(
@@ -76,12 +61,7 @@ async fn global_connection_cap_closes_the_connection_past_it() {
 
 #[tokio::test]
 async fn per_source_connection_cap_closes_the_connection_past_it() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "max_connections_per_source = 2"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "max_connections_per_source = 2").await;
     let _a = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
         .await
         .unwrap();
@@ -96,9 +76,8 @@ async fn per_source_connection_cap_closes_the_connection_past_it() {
 
 #[tokio::test]
 async fn per_source_new_connection_rate_closes_the_burst_past_it() {
-    let dir = tmp();
     let limits = "new_connections_per_source_per_s = 1\nnew_connections_burst = 3";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     let mut results = Vec::new();
     for _ in 0..5 {
         results.push(
@@ -115,12 +94,7 @@ async fn per_source_new_connection_rate_closes_the_burst_past_it() {
 
 #[tokio::test]
 async fn silent_client_is_dropped_at_the_handshake_timeout() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "handshake_timeout_ms = 300"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "handshake_timeout_ms = 300").await;
     let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
     let started = Instant::now();
     assert!(closed_within(&mut tcp, Duration::from_secs(5)).await);
@@ -141,9 +115,8 @@ async fn silent_client_is_dropped_at_the_handshake_timeout() {
 
 #[tokio::test]
 async fn past_the_handshake_cap_new_connections_wait_at_accept() {
-    let dir = tmp();
     let limits = "max_handshakes_in_flight = 1\nhandshake_timeout_ms = 800";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     // A silent connection holds the only handshake slot until its timeout.
     let _silent = TcpStream::connect(srv.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -179,10 +152,9 @@ async fn proxied(addr: SocketAddr, client: &str) -> TcpStream {
 
 #[tokio::test]
 async fn proxy_v2_from_a_trusted_peer_sets_the_client_address_for_every_limit() {
-    let dir = tmp();
     let server = r#"trusted_proxies = ["127.0.0.0/8"]"#;
     let limits = r#"deny = ["203.0.113.0/24"]"#;
-    let srv = start(config(dir.path(), server, limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double(server, limits).await;
 
     // The announced client is what the backend sees.
     let tcp = proxied(srv.addr, "198.51.100.7:40000").await;
@@ -212,10 +184,9 @@ async fn proxy_v2_from_a_trusted_peer_sets_the_client_address_for_every_limit() 
 
 #[tokio::test]
 async fn proxy_v2_from_an_untrusted_peer_closes_the_connection() {
-    let dir = tmp();
     let server = r#"trusted_proxies = ["10.0.0.0/8"]
 listen_plain = "127.0.0.1:0""#;
-    let srv = start(config(dir.path(), server, ""), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double(server, "").await;
     let tcp = proxied(srv.addr, "198.51.100.7:40000").await;
     assert!(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.is_err());
 
@@ -240,9 +211,8 @@ listen_plain = "127.0.0.1:0""#;
 
 #[tokio::test]
 async fn proxy_v2_is_optional_when_not_required() {
-    let dir = tmp();
     let server = "trusted_proxies = [\"127.0.0.0/8\"]\nproxy_protocol_required = false";
-    let srv = start(config(dir.path(), server, ""), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double(server, "").await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     assert_eq!(
         h1.send(get("/healthz")).await.unwrap().status,

@@ -18,8 +18,7 @@ fn tmp() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn ballots_and_reads_reach_the_backend_over_h1_and_h2() {
-    let dir = tmp();
-    let srv = start(config(dir.path(), "", ""), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", "").await;
     assert!(
         srv.cert.exists(),
         "certificate generated into the storage dir"
@@ -96,12 +95,7 @@ async fn ballots_and_reads_reach_the_backend_over_h1_and_h2() {
 
 #[tokio::test]
 async fn metrics_are_hidden_from_addresses_outside_metrics_allow() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), r#"metrics_allow = ["10.9.0.0/16"]"#, ""),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double(r#"metrics_allow = ["10.9.0.0/16"]"#, "").await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let a = h1.send(get("/metrics")).await.unwrap();
     assert_eq!(

@@ -17,12 +17,7 @@ fn tmp() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn slowloris_header_is_cut_at_the_header_timeout() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "header_read_timeout_ms = 300"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "header_read_timeout_ms = 300").await;
     let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
         .await
         .unwrap();
@@ -50,12 +45,7 @@ async fn slowloris_header_is_cut_at_the_header_timeout() {
 
 #[tokio::test]
 async fn oversized_header_is_refused() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "max_header_bytes = 8192"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "max_header_bytes = 8192").await;
     let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
         .await
         .unwrap();
@@ -82,12 +72,7 @@ async fn oversized_header_is_refused() {
 
 #[tokio::test]
 async fn idle_keep_alive_connection_is_closed() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "keep_alive_idle_ms = 300"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "keep_alive_idle_ms = 300").await;
     let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
         .await
         .unwrap();
@@ -108,12 +93,7 @@ async fn idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn connection_is_closed_after_its_request_quota() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "max_requests_per_connection = 3"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "max_requests_per_connection = 3").await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     for _ in 0..3 {
         assert_eq!(
@@ -136,9 +116,8 @@ async fn connection_is_closed_after_its_request_quota() {
 
 #[tokio::test]
 async fn ballot_rate_limit_answers_429_with_retry_after() {
-    let dir = tmp();
     let limits = "ballots_per_source_per_s = 1\nballots_burst_per_source = 2";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let statuses: Vec<StatusCode> = {
         let mut v = Vec::new();
@@ -172,9 +151,8 @@ async fn ballot_rate_limit_answers_429_with_retry_after() {
 
 #[tokio::test]
 async fn read_rate_limit_answers_429_and_spares_ballots() {
-    let dir = tmp();
     let limits = "reads_per_source_per_s = 1\nreads_burst_per_source = 3";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     let mut h2 = H2::connect(srv.addr, &srv.cert).await;
     let mut limited = 0;
     for _ in 0..10 {
@@ -198,9 +176,8 @@ async fn read_rate_limit_answers_429_and_spares_ballots() {
 
 #[tokio::test]
 async fn bad_signature_penalty_brings_the_429_sooner() {
-    let dir = tmp();
     let limits = "ballots_per_source_per_s = 1\nballots_burst_per_source = 6\npenalty_tokens = 4";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let a = h1
         .send(post_json("/v1/ballots", "{\"forged\":true}"))
@@ -227,12 +204,7 @@ async fn bad_signature_penalty_brings_the_429_sooner() {
 
 #[tokio::test]
 async fn deep_backend_queue_sheds_ballots_with_503() {
-    let dir = tmp();
-    let srv = start(
-        config(dir.path(), "", "shed_queue_depth = 10"),
-        DoubleBackend::default(),
-    )
-    .await;
+    let (_dir, srv) = serve_double("", "shed_queue_depth = 10").await;
     srv.backend.queue_depth.store(10, Ordering::SeqCst);
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     let a = h1.send(post_json("/v1/ballots", BALLOT)).await.unwrap();
@@ -382,9 +354,8 @@ async fn reset_streams(srv: &Running, n: usize) -> (bool, Option<h2::Error>) {
 
 #[tokio::test]
 async fn h2_rapid_reset_flood_loses_its_connection() {
-    let dir = tmp();
     let limits = "h2_max_pending_accept_reset_streams = 5\nh2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000\nh2_max_concurrent_streams = 1000";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     // Control: a few resets under the limit leave the connection usable.
     let (served, _) = reset_streams(&srv, 3).await;
     assert!(served, "three resets must not cost the connection");
@@ -400,9 +371,8 @@ async fn h2_rapid_reset_flood_loses_its_connection() {
 
     // The same flood against a server configured with a far higher limit keeps its
     // connection: the key above, not some other default, is what cut it.
-    let dir = tmp();
     let limits = "h2_max_pending_accept_reset_streams = 100000\nh2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000\nh2_max_concurrent_streams = 1000";
-    let srv = start(config(dir.path(), "", limits), DoubleBackend::default()).await;
+    let (_dir, srv) = serve_double("", limits).await;
     let (_, err) = reset_streams(&srv, 2000).await;
     assert!(
         err.is_none(),

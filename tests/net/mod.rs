@@ -144,6 +144,14 @@ impl Running {
     }
 }
 
+/// A server with the test double behind it, on a fresh directory (kept alive by the
+/// returned guard), with `server` and `limits` TOML lines added to the base config.
+pub async fn serve_double(server: &str, limits: &str) -> (tempfile::TempDir, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path(), server, limits), DoubleBackend::default()).await;
+    (dir, srv)
+}
+
 pub async fn start(config: Config, backend: DoubleBackend) -> Running {
     let backend = Arc::new(backend);
     let server = Server::bind(&config, backend.clone()).await.expect("bind");
