@@ -8,7 +8,6 @@
 //! verifier checks several times cheaper per signature (docs/ARCHITECTURE.md). A full queue
 //! refuses at once, so the edge answers 503 instead of letting requests pile up in memory.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -38,8 +37,6 @@ struct Job {
 #[derive(Clone)]
 pub struct VerifierPool {
     tx: SyncSender<Job>,
-    /// Ballots queued or being verified, for the edge's queue-depth load shedding.
-    depth: Arc<AtomicUsize>,
 }
 
 impl VerifierPool {
@@ -48,16 +45,14 @@ impl VerifierPool {
     pub fn start(threads: usize, queue_depth: usize, max_batch: usize) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<Job>(queue_depth.max(1));
         let rx = Arc::new(Mutex::new(rx));
-        let depth = Arc::new(AtomicUsize::new(0));
         for i in 0..threads.max(1) {
             let rx = rx.clone();
-            let depth = depth.clone();
             let max_batch = max_batch.max(1);
             std::thread::Builder::new()
                 .name(format!("urna-verify-{i}"))
-                .spawn(move || worker(&rx, &depth, max_batch))?;
+                .spawn(move || worker(&rx, max_batch))?;
         }
-        Ok(VerifierPool { tx, depth })
+        Ok(VerifierPool { tx })
     }
 
     /// Verifies one ballot on the pool. Never waits for queue space.
@@ -66,28 +61,16 @@ impl VerifierPool {
         ballot: Ballot,
     ) -> Result<Result<VerifiedBallot, BallotError>, PoolError> {
         let (reply, rx) = oneshot::channel();
-        self.depth.fetch_add(1, Ordering::Relaxed);
         match self.tx.try_send(Job { ballot, reply }) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                return Err(PoolError::Full);
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                return Err(PoolError::Stopped);
-            }
+            Err(TrySendError::Full(_)) => return Err(PoolError::Full),
+            Err(TrySendError::Disconnected(_)) => return Err(PoolError::Stopped),
         }
         rx.await.map_err(|_| PoolError::Stopped)
     }
-
-    /// Ballots queued or in verification now.
-    pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
-    }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, depth: &AtomicUsize, max_batch: usize) {
+fn worker(rx: &Mutex<Receiver<Job>>, max_batch: usize) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     loop {
         {
@@ -113,6 +96,5 @@ fn worker(rx: &Mutex<Receiver<Job>>, depth: &AtomicUsize, max_batch: usize) {
             // The request may have gone (client hung up): nothing to answer.
             let _ = reply.send(verdict);
         }
-        depth.fetch_sub(n, Ordering::Relaxed);
     }
 }
