@@ -168,19 +168,26 @@ impl SimStorage {
     }
 }
 
+impl SimStorage {
+    /// Opens (creating) a file for writing: one operation on the simulated disk.
+    fn open_file(&self, name: &str) -> io::Result<SimSegment> {
+        let mut s = self.lock();
+        Self::op(&mut s)?;
+        s.files.entry(name.to_owned()).or_default();
+        Ok(SimSegment {
+            disk: self.clone(),
+            name: name.to_owned(),
+        })
+    }
+}
+
 impl Storage for SimStorage {
     fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.lock().files.keys().cloned().collect())
     }
 
     fn open_append(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
-        let mut s = self.lock();
-        Self::op(&mut s)?;
-        s.files.entry(name.to_owned()).or_default();
-        Ok(Box::new(SimSegment {
-            disk: self.clone(),
-            name: name.to_owned(),
-        }))
+        Ok(Box::new(self.open_file(name)?))
     }
 
     fn read_at(&self, name: &str, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -215,13 +222,7 @@ impl Storage for SimStorage {
     }
 
     fn open_slots(&self, name: &str) -> io::Result<Box<dyn SlotFile>> {
-        let mut s = self.lock();
-        Self::op(&mut s)?;
-        s.files.entry(name.to_owned()).or_default();
-        Ok(Box::new(SimSegment {
-            disk: self.clone(),
-            name: name.to_owned(),
-        }))
+        Ok(Box::new(self.open_file(name)?))
     }
 
     fn sync_dir(&self) -> io::Result<()> {
