@@ -32,10 +32,7 @@ async fn global_connection_cap_closes_the_connection_past_it() {
     let (_dir, srv) = serve_double("", limits).await;
     let mut a = H1::connect(srv.addr, &srv.cert).await;
     let _b = H1::connect(srv.addr, &srv.cert).await;
-    assert_eq!(
-        a.send(get("/healthz")).await.unwrap().status,
-        StatusCode::OK
-    );
+    assert_eq!(a.status(get("/healthz")).await, StatusCode::OK);
     assert!(
         tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
             .await
@@ -160,10 +157,7 @@ async fn proxy_v2_from_a_trusted_peer_sets_the_client_address_for_every_limit() 
     let tcp = proxied(srv.addr, "198.51.100.7:40000").await;
     let mut h1 = H1::over(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.unwrap()).await;
     assert_eq!(
-        h1.send(post_json("/v1/ballots", BALLOT))
-            .await
-            .unwrap()
-            .status,
+        h1.status(post_json("/v1/ballots", BALLOT)).await,
         StatusCode::CREATED
     );
     assert_eq!(
@@ -202,10 +196,7 @@ listen_plain = "127.0.0.1:0""#;
     // The same listener serves an honest plain request.
     let tcp = TcpStream::connect(plain).await.unwrap();
     let mut h1 = H1::over(tcp).await;
-    assert_eq!(
-        h1.send(get("/healthz")).await.unwrap().status,
-        StatusCode::OK
-    );
+    assert_eq!(h1.status(get("/healthz")).await, StatusCode::OK);
     srv.stop().await;
 }
 
@@ -214,17 +205,11 @@ async fn proxy_v2_is_optional_when_not_required() {
     let server = "trusted_proxies = [\"127.0.0.0/8\"]\nproxy_protocol_required = false";
     let (_dir, srv) = serve_double(server, "").await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
-    assert_eq!(
-        h1.send(get("/healthz")).await.unwrap().status,
-        StatusCode::OK
-    );
+    assert_eq!(h1.status(get("/healthz")).await, StatusCode::OK);
     let tcp = proxied(srv.addr, "[2001:db8::5]:1").await;
     let mut h1 = H1::over(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.unwrap()).await;
     assert_eq!(
-        h1.send(post_json("/v1/ballots", BALLOT))
-            .await
-            .unwrap()
-            .status,
+        h1.status(post_json("/v1/ballots", BALLOT)).await,
         StatusCode::CREATED
     );
     assert_eq!(

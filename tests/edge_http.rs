@@ -63,10 +63,7 @@ async fn oversized_header_is_refused() {
         .unwrap();
     let a = h2.send(req).await.unwrap();
     assert_eq!(a.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    assert_eq!(
-        h2.send(get("/healthz")).await.unwrap().status,
-        StatusCode::OK
-    );
+    assert_eq!(h2.status(get("/healthz")).await, StatusCode::OK);
     srv.stop().await;
 }
 
@@ -96,10 +93,7 @@ async fn connection_is_closed_after_its_request_quota() {
     let (_dir, srv) = serve_double("", "max_requests_per_connection = 3").await;
     let mut h1 = H1::connect(srv.addr, &srv.cert).await;
     for _ in 0..3 {
-        assert_eq!(
-            h1.send(get("/healthz")).await.unwrap().status,
-            StatusCode::OK
-        );
+        assert_eq!(h1.status(get("/healthz")).await, StatusCode::OK);
     }
     // The third answer ended the connection.
     let mut closed = false;
@@ -142,10 +136,7 @@ async fn ballot_rate_limit_answers_429_with_retry_after() {
     );
     assert_eq!(srv.backend.submits.load(Ordering::SeqCst), 2);
     // Reads have their own budget: still served.
-    assert_eq!(
-        h1.send(get("/v1/election")).await.unwrap().status,
-        StatusCode::OK
-    );
+    assert_eq!(h1.status(get("/v1/election")).await, StatusCode::OK);
     srv.stop().await;
 }
 
@@ -165,10 +156,7 @@ async fn read_rate_limit_answers_429_and_spares_ballots() {
     // 3 in the burst; at 1/s at most a token or two refill while the test runs.
     assert!((5..=7).contains(&limited), "{limited} of 10 limited");
     assert_eq!(
-        h2.send(post_json("/v1/ballots", BALLOT))
-            .await
-            .unwrap()
-            .status,
+        h2.status(post_json("/v1/ballots", BALLOT)).await,
         StatusCode::CREATED
     );
     srv.stop().await;
@@ -186,17 +174,11 @@ async fn bad_signature_penalty_brings_the_429_sooner() {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     // 6 - 1 - 4 = 1 token left: one more request, then 429.
     assert_eq!(
-        h1.send(post_json("/v1/ballots", BALLOT))
-            .await
-            .unwrap()
-            .status,
+        h1.status(post_json("/v1/ballots", BALLOT)).await,
         StatusCode::CREATED
     );
     assert_eq!(
-        h1.send(post_json("/v1/ballots", BALLOT))
-            .await
-            .unwrap()
-            .status,
+        h1.status(post_json("/v1/ballots", BALLOT)).await,
         StatusCode::TOO_MANY_REQUESTS
     );
     srv.stop().await;
@@ -215,16 +197,10 @@ async fn deep_backend_queue_sheds_ballots_with_503() {
     assert_eq!(a.header("retry-after").unwrap(), "1");
     assert_eq!(srv.backend.submits.load(Ordering::SeqCst), 0);
     // Reads still pass.
-    assert_eq!(
-        h1.send(get("/v1/election")).await.unwrap().status,
-        StatusCode::OK
-    );
+    assert_eq!(h1.status(get("/v1/election")).await, StatusCode::OK);
     srv.backend.queue_depth.store(0, Ordering::SeqCst);
     assert_eq!(
-        h1.send(post_json("/v1/ballots", BALLOT))
-            .await
-            .unwrap()
-            .status,
+        h1.status(post_json("/v1/ballots", BALLOT)).await,
         StatusCode::CREATED
     );
     srv.stop().await;

@@ -52,10 +52,7 @@ async fn voters_get_through_while_one_source_floods() {
         let mut h1 = h1_as(&srv, &srv_addr).await;
         voters.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(u64::from(v) * 5)).await;
-            h1.send(post_json("/v1/ballots", BALLOT))
-                .await
-                .unwrap()
-                .status
+            h1.status(post_json("/v1/ballots", BALLOT)).await
         }));
     }
     for v in voters {

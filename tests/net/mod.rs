@@ -261,10 +261,12 @@ impl H1 {
 
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, hyper::Error> {
         self.send.ready().await?;
-        let resp = tokio::time::timeout(WAIT, self.send.send_request(req))
-            .await
-            .expect("answer in time")?;
-        read(resp).await
+        read(self.send.send_request(req)).await
+    }
+
+    /// The status of the answer to `req` (the connection must answer).
+    pub async fn status(&mut self, req: Request<Full<Bytes>>) -> StatusCode {
+        self.send(req).await.unwrap().status
     }
 
     pub fn is_closed(&self) -> bool {
@@ -292,14 +294,22 @@ impl H2 {
 
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, hyper::Error> {
         self.send.ready().await?;
-        let resp = tokio::time::timeout(WAIT, self.send.send_request(req))
-            .await
-            .expect("answer in time")?;
-        read(resp).await
+        read(self.send.send_request(req)).await
+    }
+
+    /// The status of the answer to `req` (the connection must answer).
+    pub async fn status(&mut self, req: Request<Full<Bytes>>) -> StatusCode {
+        self.send(req).await.unwrap().status
     }
 }
 
-async fn read(resp: http::Response<hyper::body::Incoming>) -> Result<Answer, hyper::Error> {
+/// Waits (bounded by `WAIT`) for an answer and reads it whole.
+async fn read(
+    resp: impl std::future::Future<Output = Result<http::Response<hyper::body::Incoming>, hyper::Error>>,
+) -> Result<Answer, hyper::Error> {
+    let resp = tokio::time::timeout(WAIT, resp)
+        .await
+        .expect("answer in time")?;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await?.to_bytes();
     Ok(Answer {
