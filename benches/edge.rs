@@ -12,38 +12,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use http::{Request, StatusCode};
+use http::Request;
 use http_body_util::Full;
 use urna::config::LimitsConfig;
 use urna::edge::accept::AcceptGate;
 use urna::edge::admission::{Admission, Class};
 use urna::edge::router::{handle, ConnState, Front};
-use urna::edge::{Backend, Reply};
+
+#[path = "../examples/support/null_backend.rs"]
+mod null_backend;
+use null_backend::NullBackend;
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
-}
-
-/// A bench stand-in for the ballot layer and the log: answers at once.
-struct NullBackend;
-
-impl Backend for NullBackend {
-    async fn submit(&self, _body: Bytes, _source: IpAddr, _received_ms: u64) -> Reply {
-        Reply::json(StatusCode::CREATED, "{}")
-    }
-    fn election(&self) -> Reply {
-        Reply::json(StatusCode::OK, "{}")
-    }
-    async fn receipt(&self, _index: u64) -> Reply {
-        Reply::json(StatusCode::OK, "{}")
-    }
-    async fn log_read(&self, _path: &str) -> Reply {
-        Reply::json(StatusCode::OK, "{}")
-    }
-    fn ready(&self) -> bool {
-        true
-    }
-    async fn shutdown(&self) {}
 }
 
 fn admission(c: &mut Criterion) {

@@ -4,35 +4,13 @@
 //!
 //! `cargo run --release --example edge_target -- load-tests/nginx/urna-edge.toml`
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::StatusCode;
 use urna::config::Config;
-use urna::edge::{Backend, Reply};
 
-/// Stand-in for the ballot layer and the log, for load tests of the edge only.
-struct NullBackend;
-
-impl Backend for NullBackend {
-    async fn submit(&self, _body: Bytes, _source: IpAddr, _received_ms: u64) -> Reply {
-        Reply::json(StatusCode::CREATED, r#"{"index":1}"#)
-    }
-    fn election(&self) -> Reply {
-        Reply::json(StatusCode::OK, "{}")
-    }
-    async fn receipt(&self, _index: u64) -> Reply {
-        Reply::json(StatusCode::OK, "{}")
-    }
-    async fn log_read(&self, _path: &str) -> Reply {
-        Reply::json(StatusCode::OK, "{}")
-    }
-    fn ready(&self) -> bool {
-        true
-    }
-    async fn shutdown(&self) {}
-}
+#[path = "support/null_backend.rs"]
+mod null_backend;
+use null_backend::NullBackend;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
