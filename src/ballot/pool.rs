@@ -98,3 +98,59 @@ fn worker(rx: &Mutex<Receiver<Job>>, max_batch: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ballot::keys::VoterSecret;
+    use crate::ballot::wire::{parse_submission, Limits};
+
+    fn ballot(seq: u64) -> Ballot {
+        let s = VoterSecret::generate_ed25519(&mut rand::thread_rng());
+        let json = s.sign_submission("demo", seq, b"payload");
+        parse_submission(json.as_bytes(), &Limits::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn verdicts_reach_their_own_ballots_and_a_full_queue_refuses() {
+        let pool = VerifierPool::start(2, 64, 16).unwrap();
+        let good = ballot(1);
+        let mut bad = ballot(2);
+        bad.sig[0] ^= 1;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let pool = pool.clone();
+            let b = if i % 7 == 3 {
+                bad.clone()
+            } else {
+                good.clone()
+            };
+            tasks.push(tokio::spawn(async move { (i, pool.verify(b).await) }));
+        }
+        for t in tasks {
+            let (i, verdict) = t.await.unwrap();
+            match verdict.unwrap() {
+                Err(e) => assert!(i % 7 == 3 && e.code() == "bad_signature", "{i}: {e}"),
+                Ok(v) => assert!(i % 7 != 3 && v.ballot() == &good, "{i}"),
+            }
+        }
+
+        // A queue of 1 that nobody drains: the second ballot is refused at once, and once
+        // the receiving side is gone the pool says it is stopped.
+        let (tx, rx) = sync_channel(1);
+        let pool = VerifierPool { tx };
+        let (reply, _) = oneshot::channel();
+        pool.tx
+            .try_send(Job {
+                ballot: good.clone(),
+                reply,
+            })
+            .unwrap();
+        assert_eq!(
+            pool.verify(good.clone()).await.unwrap_err(),
+            PoolError::Full
+        );
+        drop(rx);
+        assert_eq!(pool.verify(good).await.unwrap_err(), PoolError::Stopped);
+    }
+}

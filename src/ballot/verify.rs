@@ -10,11 +10,11 @@
 //!   would matter. The tests cross-check every edge case against ed25519-consensus, an
 //!   independent ZIP-215 implementation an auditor might use.
 //!
-//!   Measured (examples/ed25519_cpu.rs, on-CPU time, batches of 64, and benches/ballot.rs):
-//!   zebra's ZIP-215 batch of 64 costs 19.4 µs of CPU a signature against 18.7 for
-//!   ed25519-dalek's cofactorless `verify_batch` (keys decoded in both) and 35–38 for any
-//!   single verification (ring, dalek, zebra). So batching halves the cost, and ZIP-215's
-//!   agreement between batch and single costs about 4%.
+//!   Measured (examples/ed25519_cpu.rs, on-CPU time, and benches/ballot.rs; figures in
+//!   docs/ARCHITECTURE.md): `verify_batch` of 256 ballots costs 16 µs of CPU a signature
+//!   (62k/s per core), of 64 ballots 20 µs, against 35–38 µs for any single verification
+//!   (ring, dalek, zebra); ed25519-dalek's cofactorless `verify_batch` is ~5% cheaper, the
+//!   price of ZIP-215's agreement between batch and single.
 //! - **P-256**: ECDSA with SHA-256, `r‖s` fixed-width (ring's `ECDSA_P256_SHA256_FIXED`);
 //!   ring requires `0 < r, s < n` and a key on the curve.
 
