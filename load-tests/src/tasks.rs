@@ -60,6 +60,7 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
         plan.connect(&target, Instant::now() + Duration::from_secs(30))
             .await;
     }
+    tokio::time::sleep(Duration::from_millis(s.settle_ms)).await;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(s.duration_s);
     let mut running = JoinSet::new();
