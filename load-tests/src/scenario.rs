@@ -36,6 +36,11 @@ pub struct Scenario {
     /// 10k/s run answered in 100–300 ms and made the run's p99 (load-tests/README.md).
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
+    /// Seconds HTTP tasks send before the counted `duration_s` begins (default 0, at most
+    /// 600): caches, allocator and scheduler reach their steady state, and only that is
+    /// reported. Ballots sent in the warm-up come out of the task's `ballots`.
+    #[serde(default)]
+    pub warmup_s: u64,
     /// The election id the voters' ballots name.
     pub election: String,
     /// The electorate's secret keys (`urna roll generate --keys`), one JSON object a line.
@@ -183,6 +188,7 @@ impl Scenario {
             "duration_s must be in 1..={MAX_DURATION_S}"
         );
         anyhow::ensure!(self.settle_ms <= 60_000, "settle_ms must be at most 60000");
+        anyhow::ensure!(self.warmup_s <= 600, "warmup_s must be at most 600");
         anyhow::ensure!(
             self.plain || self.ca.is_some(),
             "ca is required unless plain = true"
@@ -286,5 +292,9 @@ mod tests {
             toml::from_str(&ok.replace("duration_s = 5", "duration_s = 5\nsettle_ms = 60001"))
                 .unwrap();
         assert!(idle.check().is_err());
+        let long: Scenario =
+            toml::from_str(&ok.replace("duration_s = 5", "duration_s = 5\nwarmup_s = 601"))
+                .unwrap();
+        assert!(long.check().is_err());
     }
 }
