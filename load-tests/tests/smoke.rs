@@ -43,12 +43,17 @@ dir = "{d}/data"
         let _ = stopped.await;
     }));
 
-    let scenario: Scenario = toml::from_str(&format!(
+    // Where the server is and whom to vote as: the same for both runs below.
+    let against = format!(
         r#"
 target = "{addr}"
 ca = "{d}/data/tls/cert.pem"
 voters = "{d}/voters.jsonl"
 election = "smoke-2026"
+"#
+    );
+    let scenario: Scenario = toml::from_str(&format!(
+        r#"{against}
 duration_s = 4
 
 # 32 voters, each on its own address of one /24, one ballot a second each: well inside the
@@ -105,11 +110,7 @@ interval_ms = 200
     // (each voter revotes with a higher seq).
     let logged_before = opened.service.log().size();
     let warm: Scenario = toml::from_str(&format!(
-        r#"
-target = "{addr}"
-ca = "{d}/data/tls/cert.pem"
-voters = "{d}/voters.jsonl"
-election = "smoke-2026"
+        r#"{against}
 duration_s = 2
 warmup_s = 1
 settle_ms = 100
