@@ -386,7 +386,8 @@ fn audit(args: AuditArgs) -> i32 {
     let json = args.json;
     let report = |code: i32, msg: String| {
         if json {
-            let v = serde_json::json!({"ok": false, "log_fault": code == AUDIT_FAILED, "error": msg});
+            let v =
+                serde_json::json!({"ok": false, "log_fault": code == AUDIT_FAILED, "error": msg});
             println!("{v}");
         } else if code == AUDIT_FAILED {
             eprintln!("AUDIT FAILED: {msg}");
@@ -440,7 +441,10 @@ fn audit(args: AuditArgs) -> i32 {
         Ok(r) => r,
         Err(e) => return report(AUDIT_INCOMPLETE, format!("{e:#}")),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return report(AUDIT_INCOMPLETE, format!("starting the runtime: {e}")),
     };
@@ -452,7 +456,10 @@ fn audit(args: AuditArgs) -> i32 {
                 v["ok"] = true.into();
                 println!("{v}");
             } else {
-                println!("OK: the log verifies ({} ms)", started.elapsed().as_millis());
+                println!(
+                    "OK: the log verifies ({} ms)",
+                    started.elapsed().as_millis()
+                );
                 println!("origin:            {}", s.origin);
                 println!("election:          {} (revote {})", s.election, s.revote);
                 println!("tree size:         {}", s.tree_size);

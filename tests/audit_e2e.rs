@@ -170,7 +170,16 @@ async fn mirrored() -> (Election, PathBuf) {
     let run = audit(
         e.dir.path(),
         &[
-            "--vkey", &vkey, "--roll", &roll, "--url", &url, "--ca", &ca, "--save-to", &m,
+            "--vkey",
+            &vkey,
+            "--roll",
+            &roll,
+            "--url",
+            &url,
+            "--ca",
+            &ca,
+            "--save-to",
+            &m,
         ],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -216,19 +225,25 @@ fn assert_fails(run: &Run, needle: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_of_a_live_server_passes_with_the_right_counts_and_extends_an_earlier_checkpoint() {
     let e = election().await;
-    let (vkey_text, roll, url, ca) = (
-        e.server.verifier_key.clone(),
-        e.roll(),
-        e.url(),
-        e.ca(),
-    );
+    let (vkey_text, roll, url, ca) = (e.server.verifier_key.clone(), e.roll(), e.url(), e.ca());
     let earlier = path(&e.earlier_checkpoint);
     let mirror = path(&e.dir.path().join("mirror"));
     let run = audit(
         e.dir.path(),
         &[
-            "--vkey", &vkey_text, "--roll", &roll, "--url", &url, "--ca", &ca, "--previous",
-            &earlier, "--save-to", &mirror, "--json",
+            "--vkey",
+            &vkey_text,
+            "--roll",
+            &roll,
+            "--url",
+            &url,
+            "--ca",
+            &ca,
+            "--previous",
+            &earlier,
+            "--save-to",
+            &mirror,
+            "--json",
         ],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
@@ -269,8 +284,12 @@ async fn audit_of_a_live_server_passes_with_the_right_counts_and_extends_an_earl
     let offline = e.audit_dir(m, &[]);
     assert_eq!(offline.code, 0, "{}\n{}", offline.stdout, offline.stderr);
     assert!(offline.stdout.starts_with("OK: the log verifies"));
-    assert!(offline.stdout.contains(&format!("counted ballots:   {}", e.distinct_voters)));
-    assert!(offline.stdout.contains(&format!("root:              {root}")));
+    assert!(offline
+        .stdout
+        .contains(&format!("counted ballots:   {}", e.distinct_voters)));
+    assert!(offline
+        .stdout
+        .contains(&format!("root:              {root}")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +317,10 @@ async fn a_mirror_with_one_entry_byte_changed_fails_naming_the_entry_or_tile() {
     let run = e.audit_dir(&m, &["--json"]);
     assert_eq!(run.code, 1);
     let j = run.json();
-    assert_eq!((j["ok"].clone(), j["log_fault"].clone()), (false.into(), true.into()));
+    assert_eq!(
+        (j["ok"].clone(), j["log_fault"].clone()),
+        (false.into(), true.into())
+    );
     assert!(
         j["error"]
             .as_str()
@@ -424,7 +446,8 @@ async fn an_unreachable_server_makes_the_audit_incomplete_not_failed() {
     );
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains("audit incomplete: checkpoint: could not fetch"),
+        run.stderr
+            .contains("audit incomplete: checkpoint: could not fetch"),
         "{}",
         run.stderr
     );

@@ -65,9 +65,7 @@ pub enum AuditError {
     Manifest(String),
     #[error("entry {index}: {reason}")]
     Entry { index: u64, reason: String },
-    #[error(
-        "root recomputed from the {size} entries is {found}, the checkpoint says {expected}"
-    )]
+    #[error("root recomputed from the {size} entries is {found}, the checkpoint says {expected}")]
     Root {
         size: u64,
         found: String,
@@ -547,7 +545,8 @@ mod tests {
             }
             let size = entries.len() as u64;
             let cp = self.checkpoint(size, root.unwrap_or(store.root(size).unwrap()));
-            let mut audit = LogAudit::new(self.roll.clone(), self.key.verifier_key(), cp, previous)?;
+            let mut audit =
+                LogAudit::new(self.roll.clone(), self.key.verifier_key(), cp, previous)?;
             for (n, w) in bundles(size) {
                 let mut bundle = Vec::new();
                 let first = (n * TILE_WIDTH) as usize;
@@ -580,7 +579,10 @@ mod tests {
         }
         let s = f.audit(&log, None, None).unwrap();
         assert_eq!(s.tree_size, 604);
-        assert_eq!((s.ballots, s.distinct_voters, s.counted_ballots), (603, 600, 600));
+        assert_eq!(
+            (s.ballots, s.distinct_voters, s.counted_ballots),
+            (603, 600, 600)
+        );
         assert_eq!(s.superseded_ballots, 3);
         assert_eq!((s.ed25519_ballots, s.p256_ballots), (482, 121));
         assert_eq!((s.election.as_str(), s.revote.as_str()), (E, "last"));
@@ -602,13 +604,22 @@ mod tests {
                 vec![m.clone(), f.ballot(b, 1, 1500), f.ballot(b, 1, 1500)],
                 "repeats entry 1",
             ),
-            (vec![m.clone(), f.ballot(&stranger, 1, 1500)], "not on the roll"),
+            (
+                vec![m.clone(), f.ballot(&stranger, 1, 1500)],
+                "not on the roll",
+            ),
             (
                 vec![m.clone(), f.ballot(a, 1, 999)],
                 "election not open until 1000",
             ),
-            (vec![m.clone(), f.ballot(a, 1, 2000)], "election closed at 2000"),
-            (vec![f.ballot(a, 1, 1500)], "manifest (entry 0): entry 0 is a ballot"),
+            (
+                vec![m.clone(), f.ballot(a, 1, 2000)],
+                "election closed at 2000",
+            ),
+            (
+                vec![f.ballot(a, 1, 1500)],
+                "manifest (entry 0): entry 0 is a ballot",
+            ),
             (vec![m.clone(), m.clone()], "entry 1: a second manifest"),
         ];
         for (log, needle) in cases {
@@ -618,7 +629,10 @@ mod tests {
         // The stale seq message says what the server would have said.
         let log = vec![m.clone(), f.ballot(a, 2, 1500), f.ballot(a, 1, 1500)];
         let err = f.audit(&log, None, None).unwrap_err().to_string();
-        assert!(err.contains("seq 1 is below the last logged seq 2"), "{err}");
+        assert!(
+            err.contains("seq 1 is below the last logged seq 2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -627,7 +641,10 @@ mod tests {
         let (a, b) = (&f.voters[0], &f.voters[1]);
         let ok = vec![f.manifest(), f.ballot(a, 1, 1500), f.ballot(b, 4, 1500)];
         let s = f.audit(&ok, None, None).unwrap();
-        assert_eq!((s.ballots, s.counted_ballots, s.superseded_ballots), (2, 2, 0));
+        assert_eq!(
+            (s.ballots, s.counted_ballots, s.superseded_ballots),
+            (2, 2, 0)
+        );
         assert_eq!(s.revote, "none");
         let mut twice = ok.clone();
         twice.push(f.ballot(a, 2, 1500));
@@ -650,7 +667,10 @@ mod tests {
         };
         let mut log = vec![manifest([0; 32], &f.key), f.ballot(&f.voters[0], 1, 1500)];
         let err = f.audit(&log, None, None).unwrap_err().to_string();
-        assert!(err.starts_with("manifest (entry 0): roll SHA-256 "), "{err}");
+        assert!(
+            err.starts_with("manifest (entry 0): roll SHA-256 "),
+            "{err}"
+        );
         log[0] = manifest(f.roll.sha256(), &other.key);
         let err = f.audit(&log, None, None).unwrap_err().to_string();
         assert!(err.contains("names log key"), "{err}");
@@ -680,7 +700,10 @@ mod tests {
         assert_eq!(s.extends_previous_size, Some(260));
         let forked = f.checkpoint(260, store.root(259).unwrap());
         let err = f.audit(&log, None, Some(forked)).unwrap_err();
-        assert!(matches!(err, AuditError::NotExtended { size: 260, .. }), "{err}");
+        assert!(
+            matches!(err, AuditError::NotExtended { size: 260, .. }),
+            "{err}"
+        );
         let larger = f.checkpoint(302, store.root(260).unwrap());
         let err = f.audit(&log, None, Some(larger)).unwrap_err();
         assert!(matches!(err, AuditError::PreviousLarger { .. }), "{err}");
@@ -694,10 +717,23 @@ mod tests {
         push_bundle_entry(&mut bundle, &f.ballot(&f.voters[0], 1, 1500));
         assert!(prepare_bundle(0, 2, &bundle, Vec::new()).is_ok());
         let err = |b: &[u8], w| prepare_bundle(0, w, b, Vec::new()).unwrap_err().to_string();
-        assert_eq!(err(&bundle, 3), "tile/entries/000.p/3: holds 2 entries, expected 3");
-        assert_eq!(err(&bundle, 1), format!("tile/entries/000.p/1: {} bytes after its 1 entries", bundle.len() - 2 - f.manifest().len()));
+        assert_eq!(
+            err(&bundle, 3),
+            "tile/entries/000.p/3: holds 2 entries, expected 3"
+        );
+        assert_eq!(
+            err(&bundle, 1),
+            format!(
+                "tile/entries/000.p/1: {} bytes after its 1 entries",
+                bundle.len() - 2 - f.manifest().len()
+            )
+        );
         let short = &bundle[..bundle.len() - 1];
-        assert!(err(short, 2).contains("entry 1 of the bundle: "), "{}", err(short, 2));
+        assert!(
+            err(short, 2).contains("entry 1 of the bundle: "),
+            "{}",
+            err(short, 2)
+        );
         let mut one_more = bundle.clone();
         one_more.push(0);
         assert!(err(&one_more, 3).contains("entry 2 of the bundle: truncated length"));

@@ -180,7 +180,10 @@ impl HttpsSource {
             return Err(bad("must not have a query"));
         }
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let server_name = ServerName::try_from(host.to_owned()).map_err(|_| bad("bad host"))?;
         let mut base_path = uri.path().to_owned();
         if !base_path.ends_with('/') {
@@ -193,7 +196,8 @@ impl HttpsSource {
                     path: path.display().to_string(),
                     reason,
                 };
-                let certs = CertificateDer::pem_file_iter(path).map_err(|e| ca_err(e.to_string()))?;
+                let certs =
+                    CertificateDer::pem_file_iter(path).map_err(|e| ca_err(e.to_string()))?;
                 for cert in certs {
                     roots
                         .add(cert.map_err(|e| ca_err(e.to_string()))?)
@@ -375,22 +379,36 @@ mod tests {
         assert!(HttpsSource::new("https:///x", None, l()).is_err());
         assert!(HttpsSource::new("https://localhost/?a=1", None, l()).is_err());
         let s = HttpsSource::new("https://127.0.0.1:8443", None, l()).unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.base_path.as_str()), ("127.0.0.1", 8443, "/"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.base_path.as_str()),
+            ("127.0.0.1", 8443, "/")
+        );
         let s = HttpsSource::new("https://[::1]/mirror", None, l()).unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.base_path.as_str()), ("::1", 443, "/mirror/"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.base_path.as_str()),
+            ("::1", 443, "/mirror/")
+        );
     }
 
     #[tokio::test]
     async fn a_mirror_serves_only_log_paths_and_bounds_sizes() {
         let dir = tempfile::tempdir().unwrap();
-        save(dir.path(), "tile/entries/000.p/1", b"abc").await.unwrap();
+        save(dir.path(), "tile/entries/000.p/1", b"abc")
+            .await
+            .unwrap();
         let src = Source::Dir(dir.path().to_owned());
         assert_eq!(src.get("tile/entries/000.p/1", 3).await.unwrap(), b"abc");
         assert!(matches!(
             src.get("tile/entries/000.p/1", 2).await,
             Err(FetchError::TooLarge { max: 2 })
         ));
-        assert!(matches!(src.get("checkpoint", 10).await, Err(FetchError::NotFound)));
-        assert!(matches!(src.get("../etc/passwd", 10).await, Err(FetchError::Io(_))));
+        assert!(matches!(
+            src.get("checkpoint", 10).await,
+            Err(FetchError::NotFound)
+        ));
+        assert!(matches!(
+            src.get("../etc/passwd", 10).await,
+            Err(FetchError::Io(_))
+        ));
     }
 }

@@ -117,23 +117,20 @@ async fn fetch(
     max_bytes: usize,
 ) -> Result<Vec<u8>, AuditError> {
     use super::fetch::FetchError;
-    let bytes = src
-        .get(path, max_bytes)
-        .await
-        .map_err(|e| match e {
-            FetchError::NotFound => AuditError::NotServed {
-                path: path.to_owned(),
-                from: src.describe(),
-            },
-            FetchError::TooLarge { .. } => AuditError::Fetched {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            },
-            other => AuditError::Fetch {
-                path: path.to_owned(),
-                reason: other.to_string(),
-            },
-        })?;
+    let bytes = src.get(path, max_bytes).await.map_err(|e| match e {
+        FetchError::NotFound => AuditError::NotServed {
+            path: path.to_owned(),
+            from: src.describe(),
+        },
+        FetchError::TooLarge { .. } => AuditError::Fetched {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+        other => AuditError::Fetch {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    })?;
     if let Some(dir) = save_to {
         save(dir, path, &bytes)
             .await

@@ -209,7 +209,10 @@ mod tests {
         let partial = ours.partial_tiles();
         let paths: Vec<String> = partial.iter().map(DueTile::path).collect();
         // 70,000 = 273 × 256 + 112; 273 = 256 + 17; 70,000 >> 16 = 1.
-        assert_eq!(paths, ["tile/0/273.p/112", "tile/1/001.p/17", "tile/2/000.p/1"]);
+        assert_eq!(
+            paths,
+            ["tile/0/273.p/112", "tile/1/001.p/17", "tile/2/000.p/1"]
+        );
         assert!(full.iter().any(|t| t.path() == "tile/1/000"));
     }
 
