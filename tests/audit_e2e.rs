@@ -452,3 +452,80 @@ async fn an_unreachable_server_makes_the_audit_incomplete_not_failed() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_audit_waits_out_429_visibly_and_gives_up_after_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // One read a second, no burst: the audit's 3 reads (checkpoint, bundle, tile) collide.
+    let limits = [
+        ("reads_per_source_per_s", "1"),
+        ("reads_burst_per_source", "1"),
+    ];
+    let config = e2e::write_config(dir.path(), 3, "", &limits);
+    let server = Server::start(&config).await;
+    let mut h = server.h1().await;
+    for v in &e2e::voters(dir.path()) {
+        let a = h
+            .send(ballot(v.sign_submission(ELECTION, 1, b"x")))
+            .await
+            .unwrap();
+        assert_eq!(a.status, StatusCode::CREATED);
+    }
+    let (roll, vkey, ca) = (
+        path(&dir.path().join("electorate/roll.txt")),
+        path(&dir.path().join("data/log.vkey")),
+        path(&server.cert),
+    );
+    let url = format!("https://{}/", server.addr);
+    let args = |waits: &'static str| {
+        [
+            "--vkey",
+            &vkey,
+            "--roll",
+            &roll,
+            "--url",
+            &url,
+            "--ca",
+            &ca,
+            // Faster than the server allows, so the server's limit is what paces.
+            "--max-requests-per-s",
+            "100",
+            "--max-rate-limit-waits",
+            waits,
+            "--json",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    fn refs(a: &[String]) -> Vec<&str> {
+        a.iter().map(String::as_str).collect()
+    }
+    let patient = audit(dir.path(), &refs(&args("20")));
+    assert_eq!(patient.code, 0, "{}\n{}", patient.stdout, patient.stderr);
+    assert_eq!(patient.json()["ballots"], 3);
+    assert!(
+        patient
+            .stderr
+            .contains("the server is rate-limiting or busy; waiting 1 s"),
+        "every wait is said: {}",
+        patient.stderr
+    );
+    // Let the bucket refill, then spend it, so the next audit's first read is refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _ = h.send(net::get("/log/checkpoint")).await.unwrap();
+    let impatient = audit(dir.path(), &refs(&args("0")));
+    assert_eq!(
+        impatient.code, 3,
+        "{}\n{}",
+        impatient.stdout, impatient.stderr
+    );
+    let j = impatient.json();
+    assert_eq!(j["log_fault"], false);
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("still rate-limited after 0 waits"),
+        "{j}"
+    );
+}

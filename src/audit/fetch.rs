@@ -132,6 +132,11 @@ pub async fn save(dir: &Path, path: &str, bytes: &[u8]) -> std::io::Result<()> {
 
 type Conn = SendRequest<Empty<Bytes>>;
 
+/// Longest an idle connection is kept for reuse. Well under the server's default
+/// `keep_alive_idle_ms` (30 s), so a request is never sent on a connection the server is
+/// closing at that moment (which would fail the fetch, since nothing is retried).
+const MAX_IDLE_REUSE: Duration = Duration::from_secs(5);
+
 /// A server's read side over HTTPS (HTTP/1.1, rustls with ring).
 pub struct HttpsSource {
     /// `host[:port]` as given, for the Host header and messages.
@@ -144,8 +149,9 @@ pub struct HttpsSource {
     base_path: String,
     tls: TlsConnector,
     limits: FetchLimits,
-    /// Connections open and idle, reused for the next request.
-    idle: Mutex<Vec<Conn>>,
+    /// Connections open and idle since the instant beside them, reused for the next
+    /// request.
+    idle: Mutex<Vec<(Conn, Instant)>>,
     /// One permit per connection in use: at most `max_connections` at once.
     permits: Semaphore,
     /// When the next request may start (pacing).
@@ -303,7 +309,8 @@ impl HttpsSource {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .filter(|c| !c.is_closed());
+            .filter(|(c, since)| !c.is_closed() && since.elapsed() < MAX_IDLE_REUSE)
+            .map(|(c, _)| c);
         let mut conn = match idle {
             Some(c) => c,
             None => self.connect().await.map_err(Answer::Failed)?,
@@ -356,7 +363,7 @@ impl HttpsSource {
         self.idle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
+            .push((conn, Instant::now()));
         Ok(body.to_vec())
     }
 }
