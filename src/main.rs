@@ -425,7 +425,13 @@ fn audit(args: AuditArgs) -> i32 {
             (Some(url), None) => urna::audit::Source::Https(Box::new(
                 urna::audit::HttpsSource::new(url, args.ca.as_deref(), args.limits.clone())?,
             )),
-            (None, Some(dir)) => urna::audit::Source::Dir(dir.clone()),
+            (None, Some(dir)) => {
+                // A missing mirror is the auditor's mistake, not the log's missing files.
+                if !dir.is_dir() {
+                    bail!("--dir {}: not a directory", dir.display());
+                }
+                urna::audit::Source::Dir(dir.clone())
+            }
             _ => bail!("give exactly one of --url and --dir"),
         };
         Ok(urna::audit::AuditRequest {

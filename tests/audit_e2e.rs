@@ -451,6 +451,21 @@ async fn an_unreachable_server_makes_the_audit_incomplete_not_failed() {
         "{}",
         run.stderr
     );
+    // A mirror directory that is not there is the auditor's mistake too.
+    let missing = path(&dir.path().join("no-such-mirror"));
+    let run = audit(
+        dir.path(),
+        &[
+            "--vkey",
+            "urna.test/x+01020304+AQ==",
+            "--roll",
+            &path(&roll),
+            "--dir",
+            &missing,
+        ],
+    );
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("not a directory"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
