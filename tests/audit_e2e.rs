@@ -544,3 +544,25 @@ async fn a_rate_limited_audit_waits_out_429_visibly_and_gives_up_after_its_bound
         "{j}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_checkpoint_is_audited_from_the_full_tiles_when_its_partial_ones_are_gone() {
+    let (e, mirror) = mirrored().await;
+    // The mirror holds tile/entries/000 and tile/0/000 in full, not the partial ones of
+    // the earlier size: the audit takes their first entries and hashes.
+    let m = copy_of(&mirror, "older");
+    std::fs::copy(&e.earlier_checkpoint, m.join("checkpoint")).unwrap();
+    let partial = format!(".p/{}", e.earlier_size);
+    assert!(!m.join(format!("tile/entries/000{partial}")).exists());
+    let run = e.audit_dir(&m, &["--json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let s = run.json();
+    assert_eq!(s["tree_size"], e.earlier_size);
+    assert_eq!(s["ballots"], e.earlier_size - 1);
+    // Without the full ones either, the partial bundle is reported missing.
+    std::fs::remove_file(m.join("tile/entries/000")).unwrap();
+    assert_fails(
+        &e.audit_dir(&m, &[]),
+        &format!("tile/entries/000{partial}: not served by"),
+    );
+}

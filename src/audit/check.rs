@@ -90,14 +90,18 @@ pub fn bundle_path(index: u64, width: u32) -> String {
     Resource::Entries { index, width }.path()
 }
 
-/// The path of the level-0 tile beside entry bundle `index`.
-pub fn leaf_tile_path(index: u64, width: u32) -> String {
-    Resource::Tile {
-        level: 0,
-        index,
-        width,
+/// The first `width` entries of a bundle (all of it if it holds fewer: then
+/// [`prepare_bundle`] says how many are missing).
+pub fn bundle_prefix(bundle: &[u8], width: u32) -> &[u8] {
+    let mut at = 0usize;
+    // Bounded: at most `width` (≤ 256) turns.
+    for _ in 0..width {
+        let Some(len) = bundle.get(at..at + 2) else {
+            return bundle;
+        };
+        at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
     }
-    .path()
+    &bundle[..at.min(bundle.len())]
 }
 
 /// The bundles of a tree of `size` leaves: (index, width), in order.
@@ -744,6 +748,19 @@ mod tests {
         assert!(err(&bad, 2).starts_with("entry 1: the ed25519 signature of voter "));
     }
 
+    #[test]
+    fn a_bundle_prefix_is_its_first_entries() {
+        let mut full = Vec::new();
+        for e in [&b"ab"[..], b"", b"cde"] {
+            push_bundle_entry(&mut full, e);
+        }
+        assert_eq!(bundle_prefix(&full, 1), [0, 2, b'a', b'b']);
+        assert_eq!(bundle_prefix(&full, 2), [0, 2, b'a', b'b', 0, 0]);
+        assert_eq!(bundle_prefix(&full, 3), &full[..]);
+        assert_eq!(bundle_prefix(&full, 200), &full[..]);
+        assert_eq!(bundle_prefix(&full[..5], 2), &full[..5]);
+    }
+
     proptest::proptest! {
         #[test]
         fn any_bundle_bytes_are_refused_or_accepted_without_panic(
@@ -752,6 +769,7 @@ mod tests {
         ) {
             let _ = prepare_bundle(0, w, &b, Vec::new());
             let _ = prepare_bundle(3, w, &b, Vec::new());
+            proptest::prop_assert!(b.starts_with(bundle_prefix(&b, w)));
         }
     }
 }

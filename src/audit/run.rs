@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::check::{
-    bundle_path, bundles, leaf_tile_path, prepare_bundle, AuditError, LogAudit, PreparedBundle,
+    bundle_path, bundle_prefix, bundles, prepare_bundle, AuditError, LogAudit, PreparedBundle,
     Summary,
 };
 use super::fetch::{save, Source};
 use super::receipt::verify_checkpoint;
 use crate::ballot::Roll;
+use crate::log::tiles::Resource;
 
 /// Largest checkpoint note read: a checkpoint with a few dozen cosignatures is a few KiB.
 pub const MAX_CHECKPOINT_BYTES: usize = 64 * 1024;
@@ -64,26 +65,29 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
             };
             let src = src.clone();
             let save_to = save_to.clone();
-            inflight.0.push_back(tokio::spawn(async move {
-                let (bpath, tpath) = (bundle_path(index, width), leaf_tile_path(index, width));
-                let (bundle, tile) = tokio::try_join!(
-                    fetch(&src, save_to.as_ref(), &bpath, MAX_BUNDLE_BYTES),
-                    fetch(&src, save_to.as_ref(), &tpath, MAX_TILE_BYTES),
-                )?;
-                tokio::task::spawn_blocking(move || prepare_bundle(index, width, &bundle, tile))
-                    .await
-                    .map_err(|e| AuditError::Fetch {
-                        path: bundle_path(index, width),
-                        reason: format!("preparing the bundle failed: {e}"),
-                    })?
-            }));
+            let task_path = bundle_path(index, width);
+            inflight.0.push_back((
+                task_path,
+                tokio::spawn(async move {
+                    let (bundle, tile) = tokio::try_join!(
+                        fetch_partial(&src, save_to.as_ref(), Kind::Entries, index, width),
+                        fetch_partial(&src, save_to.as_ref(), Kind::Tile(0), index, width),
+                    )?;
+                    tokio::task::spawn_blocking(move || prepare_bundle(index, width, &bundle, tile))
+                        .await
+                        .map_err(|e| AuditError::Fetch {
+                            path: bundle_path(index, width),
+                            reason: format!("preparing the bundle failed: {e}"),
+                        })?
+                }),
+            ));
         }
-        let Some(next) = inflight.0.pop_front() else {
+        let Some((task_path, next)) = inflight.0.pop_front() else {
             break;
         };
         let prepared = next.await.map_err(|e| AuditError::Fetch {
-            path: "tile/entries".into(),
-            reason: format!("a fetch task failed: {e}"),
+            path: task_path,
+            reason: format!("its fetch task failed: {e}"),
         })??;
         for tile in audit.apply(prepared)? {
             let bytes = fetch(&src, save_to.as_ref(), &tile.path(), MAX_TILE_BYTES).await?;
@@ -91,18 +95,83 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
         }
     }
     for tile in audit.final_tiles() {
-        let bytes = fetch(&src, save_to.as_ref(), &tile.path(), MAX_TILE_BYTES).await?;
+        // Partial: fewer than 256 hashes by construction.
+        let width = tile.hashes.len() as u32;
+        let kind = Kind::Tile(tile.level);
+        let bytes = fetch_partial(&src, save_to.as_ref(), kind, tile.index, width).await?;
         audit.check_tile(&tile, &bytes)?;
     }
     audit.finish()
 }
 
+/// A tile level or the entry bundles.
+#[derive(Clone, Copy)]
+enum Kind {
+    Tile(u8),
+    Entries,
+}
+
+/// Fetches tile or bundle `index` of `width` (1..=256). A partial one the source does not
+/// serve is taken from the full one, whose first `width` hashes or entries it is by
+/// definition (tlog-tiles): a server keeps partial tiles only for sizes it checkpointed,
+/// and after a restart only for the latest, so a log that grew past the tile during the
+/// audit may no longer serve the partial one the audited size needs. What is taken is
+/// still checked against the recomputed hashes and root, so the fallback trusts nothing.
+async fn fetch_partial(
+    src: &Source,
+    save_to: Option<&PathBuf>,
+    kind: Kind,
+    index: u64,
+    width: u32,
+) -> Result<Vec<u8>, AuditError> {
+    let (path, full_path, max) = match kind {
+        Kind::Tile(level) => (
+            Resource::Tile {
+                level,
+                index,
+                width,
+            }
+            .path(),
+            Resource::Tile {
+                level,
+                index,
+                width: 256,
+            }
+            .path(),
+            MAX_TILE_BYTES,
+        ),
+        Kind::Entries => (
+            bundle_path(index, width),
+            bundle_path(index, 256),
+            MAX_BUNDLE_BYTES,
+        ),
+    };
+    match fetch(src, save_to, &path, max).await {
+        Err(not_served @ AuditError::NotServed { .. }) if width < 256 => {
+            let Ok(full) = fetch(src, save_to, &full_path, max).await else {
+                return Err(not_served);
+            };
+            Ok(match kind {
+                Kind::Tile(_) => full[..full.len().min(width as usize * 32)].to_vec(),
+                Kind::Entries => bundle_prefix(&full, width).to_vec(),
+            })
+        }
+        other => other,
+    }
+}
+
 /// The bundles being fetched and prepared; aborted if the audit stops early.
-struct Inflight(VecDeque<tokio::task::JoinHandle<Result<PreparedBundle, AuditError>>>);
+/// Each with the path of its bundle, for messages.
+struct Inflight(
+    VecDeque<(
+        String,
+        tokio::task::JoinHandle<Result<PreparedBundle, AuditError>>,
+    )>,
+);
 
 impl Drop for Inflight {
     fn drop(&mut self) {
-        for t in &self.0 {
+        for (_, t) in &self.0 {
             t.abort();
         }
     }
