@@ -527,7 +527,7 @@ async fn a_rate_limited_audit_waits_out_429_visibly_and_gives_up_after_its_bound
     );
     // Let the bucket refill, then spend it, so the next audit's first read is refused.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    // A fresh connection: the first one may have been closed while idle.
+    // On a connection of its own, so the token is spent whatever state the first is in.
     let spent = server.h1().await.send(net::get("/log/checkpoint")).await;
     assert_eq!(spent.unwrap().status, StatusCode::OK);
     let impatient = audit(dir.path(), &refs(&args("0")));
