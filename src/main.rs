@@ -151,6 +151,11 @@ enum AlgArg {
     Mixed,
 }
 
+/// mimalloc rather than glibc's malloc: a ballot allocates and frees a few dozen small
+/// buffers across the network, pool and log threads (see load-tests/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

@@ -128,7 +128,34 @@ async fn edge_refusals_have_their_status_and_json_code() {
     assert_eq!(a.header("allow").unwrap(), "POST");
     let a = h1.send(post_json("/v1/election", "{}")).await.unwrap();
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(a.header("allow").unwrap(), "GET");
+    assert_eq!(a.header("allow").unwrap(), "GET, HEAD");
+    // HEAD of a GET resource: its status and length, no body; HEAD of the ballot
+    // endpoint is refused like any other method but POST.
+    let head = |path: &str| {
+        Request::head(path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let full = h1.send(get("/v1/election")).await.unwrap();
+    let a = h1.send(head("/v1/election")).await.unwrap();
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.is_empty());
+    assert_eq!(
+        a.header("content-length").unwrap(),
+        full.body.len().to_string()
+    );
+    let a = h1.send(head("/v1/ballots")).await.unwrap();
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(a.header("allow").unwrap(), "POST");
+    let mut h2 = H2::connect(srv.addr, &srv.cert).await;
+    let a = h2.send(head("/v1/election")).await.unwrap();
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.is_empty());
+    assert_eq!(
+        a.header("content-length").unwrap(),
+        full.body.len().to_string()
+    );
 
     let req = Request::post("/v1/ballots")
         .header("host", "localhost")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# 429s for one source far past its limit: Urna's edge (examples/edge_target) against nginx
-# limit_req, the same wrk command against each, alternating, ROUNDS times. Prints for each
-# run the 429 rate and the server CPU time per 1000 answers (utime+stime of the server
-# processes, from /proc), which is steadier than throughput on a shared machine.
+# 429s for one source far past its limit: Urna (`urna serve` or examples/edge_target) against
+# nginx limit_req, and against nginx answering 429 with no limiter at all (the ceiling that
+# the load generator allows), the same wrk command against each, alternating, ROUNDS times.
+# Prints for each run the 429 rate and the server CPU time per 1000 answers (utime+stime of
+# the server processes, from /proc), which is steadier than throughput on a shared machine.
 # Usage: load-tests/nginx/compare.sh URNA_PID "NGINX_WORKER_PIDS" [ROUNDS] [SECONDS]
 set -euo pipefail
 urna_pid=$1; nginx_pids=$2; rounds=${3:-3}; secs=${4:-10}
@@ -10,8 +11,12 @@ cd "$(dirname "$0")/../.."
 ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 for r in $(seq 1 "$rounds"); do
-  for target in urna nginx; do
-    if [ $target = urna ]; then port=18443; pids=$urna_pid; else port=18444; pids=$nginx_pids; fi
+  for target in urna nginx ceiling; do
+    case $target in
+      urna) port=18443; pids=$urna_pid ;;
+      nginx) port=18444; pids=$nginx_pids ;;
+      ceiling) port=18445; pids=$nginx_pids ;;
+    esac
     before=$(ticks $pids)
     out=$(wrk -t1 -c32 -d${secs}s -s load-tests/nginx/ballot.lua https://127.0.0.1:$port/v1/ballots)
     after=$(ticks $pids)

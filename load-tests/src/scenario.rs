@@ -30,6 +30,17 @@ pub struct Scenario {
     pub plain: bool,
     /// How long every task runs, in seconds.
     pub duration_s: u64,
+    /// Pause between opening the connections and starting the clock, in ms (default 1000,
+    /// at most 60000). Opening hundreds of TLS connections at once leaves both sides busy
+    /// for a moment after the last handshake; measured without it, the first ~0.2 s of a
+    /// 10k/s run answered in 100–300 ms and made the run's p99 (load-tests/README.md).
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Seconds HTTP tasks send before the counted `duration_s` begins (default 0, at most
+    /// 600): caches, allocator and scheduler reach their steady state, and only that is
+    /// reported. Ballots sent in the warm-up come out of the task's `ballots`.
+    #[serde(default)]
+    pub warmup_s: u64,
     /// The election id the voters' ballots name.
     pub election: String,
     /// The electorate's secret keys (`urna roll generate --keys`), one JSON object a line.
@@ -37,6 +48,10 @@ pub struct Scenario {
     pub voters: Option<PathBuf>,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
+}
+
+fn default_settle_ms() -> u64 {
+    1000
 }
 
 fn default_server_name() -> String {
@@ -172,6 +187,8 @@ impl Scenario {
             (1..=MAX_DURATION_S).contains(&self.duration_s),
             "duration_s must be in 1..={MAX_DURATION_S}"
         );
+        anyhow::ensure!(self.settle_ms <= 60_000, "settle_ms must be at most 60000");
+        anyhow::ensure!(self.warmup_s <= 600, "warmup_s must be at most 600");
         anyhow::ensure!(
             self.plain || self.ca.is_some(),
             "ca is required unless plain = true"
@@ -270,5 +287,14 @@ mod tests {
         assert!(forever.check().is_err());
         let crowd: Scenario = toml::from_str(&ok.replace("= 4", "= 1000000")).unwrap();
         assert!(crowd.check().is_err());
+        assert_eq!(s.settle_ms, 1000);
+        let idle: Scenario =
+            toml::from_str(&ok.replace("duration_s = 5", "duration_s = 5\nsettle_ms = 60001"))
+                .unwrap();
+        assert!(idle.check().is_err());
+        let long: Scenario =
+            toml::from_str(&ok.replace("duration_s = 5", "duration_s = 5\nwarmup_s = 601"))
+                .unwrap();
+        assert!(long.check().is_err());
     }
 }

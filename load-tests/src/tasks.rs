@@ -60,12 +60,21 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
         plan.connect(&target, Instant::now() + Duration::from_secs(30))
             .await;
     }
-    let start = Instant::now();
+    tokio::time::sleep(Duration::from_millis(s.settle_ms)).await;
+    // HTTP tasks send from `launch`; what they see is counted from `start`, after the
+    // warm-up. The other tasks begin at `start`.
+    let launch = Instant::now();
+    let start = launch + Duration::from_secs(s.warmup_s);
     let deadline = start + Duration::from_secs(s.duration_s);
     let mut running = JoinSet::new();
     for (i, plan) in plans.into_iter().enumerate() {
         let target = target.clone();
-        running.spawn(async move { (i, plan.run(target, start, deadline).await) });
+        let window = Window {
+            launch,
+            start,
+            deadline,
+        };
+        running.spawn(async move { (i, plan.run(target, window).await) });
     }
     let mut reports: Vec<Option<TaskReport>> = vec![None; s.tasks.len()];
     while let Some(done) = running.join_next().await {
@@ -91,6 +100,17 @@ fn kind(t: &Task) -> &'static str {
         Task::HandshakeStall { .. } => "handshake-stall",
         Task::TlsChurn { .. } => "tls-churn",
     }
+}
+
+/// When a run's tasks send and when what they see counts.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// HTTP lanes start sending (the warm-up begins).
+    launch: Instant,
+    /// Answers to requests scheduled from here on are counted.
+    start: Instant,
+    /// Nothing new is sent from here on.
+    deadline: Instant,
 }
 
 /// A request lane's work: pre-signed ballots (sent once each) or one request repeated.
@@ -330,7 +350,15 @@ impl Plan {
         *ready = opened;
     }
 
-    async fn run(self, target: Arc<Target>, start: Instant, deadline: Instant) -> Stats {
+    async fn run(self, target: Arc<Target>, window: Window) -> Stats {
+        let Window {
+            launch,
+            start,
+            deadline,
+        } = window;
+        if !matches!(self, Plan::Http { .. }) {
+            sleep_until(start.into()).await;
+        }
         let mut set: JoinSet<Stats> = JoinSet::new();
         let mut connected = 0;
         match self {
@@ -350,13 +378,13 @@ impl Plan {
                         let (target, shared) = (target.clone(), shared.clone());
                         // Lanes are spread evenly over one interval: together they send at
                         // a steady rate, not in a burst of every lane at each tick.
-                        let first = start
+                        let first = launch
                             + interval
                                 .unwrap_or_default()
                                 .mul_f64(n as f64 / total as f64);
                         n += 1;
                         set.spawn(lane(
-                            target, ip, http2, shared, work, interval, first, deadline,
+                            target, ip, http2, shared, work, interval, first, window,
                         ));
                     }
                 }
@@ -391,7 +419,8 @@ impl Plan {
 }
 
 /// One request lane: a connection of its own (HTTP/1.1), or one stream of a shared HTTP/2
-/// connection, sending its work in order, reconnecting when the server closes.
+/// connection, sending its work in order, reconnecting when the server closes. Only requests
+/// scheduled after the warm-up (`window.start`) are counted.
 #[allow(clippy::too_many_arguments)]
 async fn lane(
     target: Arc<Target>,
@@ -401,9 +430,12 @@ async fn lane(
     work: Work,
     interval: Option<Duration>,
     first: Instant,
-    deadline: Instant,
+    window: Window,
 ) -> Stats {
+    let deadline = window.deadline;
     let mut st = Stats::default();
+    // What the warm-up sees is thrown away.
+    let mut warmup = Stats::default();
     let mut i = 0usize;
     while Instant::now() < deadline {
         let Some((method, path, body)) = work.get(i) else {
@@ -450,9 +482,14 @@ async fn lane(
             }
         };
         let req = request(&target, http2, method, path, body);
+        let counted = if scheduled >= window.start {
+            &mut st
+        } else {
+            &mut warmup
+        };
         match timeout_at((deadline + GRACE).into(), sender.send(req)).await {
             Ok(Ok(answer)) => {
-                st.answer(answer.status.as_u16(), &answer.body, scheduled.elapsed());
+                counted.answer(answer.status.as_u16(), &answer.body, scheduled.elapsed());
                 i += 1;
                 if !sender.is_http2() {
                     *shared.lock().await = Some(sender);
@@ -462,7 +499,7 @@ async fn lane(
                 // The connection broke (or the server closed it after its request quota):
                 // drop it and reconnect; the same request is sent again, which is safe —
                 // an identical ballot is an idempotent repeat.
-                st.io_errors += 1;
+                counted.io_errors += 1;
                 if sender.is_http2() {
                     *shared.lock().await = None;
                 }

@@ -100,6 +100,41 @@ interval_ms = 200
 
     // And the log holds exactly the voters' ballots after the manifest.
     assert_eq!(opened.service.log().size(), 1 + voters.status(201));
+
+    // A warm-up sends but does not count: 1 s of warm-up, then 2 counted seconds at 32/s
+    // (each voter revotes with a higher seq).
+    let logged_before = opened.service.log().size();
+    let warm: Scenario = toml::from_str(&format!(
+        r#"
+target = "{addr}"
+ca = "{d}/data/tls/cert.pem"
+voters = "{d}/voters.jsonl"
+election = "smoke-2026"
+duration_s = 2
+warmup_s = 1
+settle_ms = 100
+
+[[task]]
+kind = "voters"
+name = "voters"
+connections = 32
+sources = "127.3.0.0/24"
+rate_per_s = 32
+ballots = 128
+"#
+    ))
+    .unwrap();
+    warm.check().unwrap();
+    let report = urna_sim::run(&warm).await.unwrap();
+    let counted = report.task("voters").unwrap();
+    let logged = opened.service.log().size() - logged_before;
+    assert_eq!(counted.status(201), counted.answers, "{counted:?}");
+    assert!((48..=72).contains(&counted.answers), "{counted:?}");
+    // About 32 more were sent and logged in the warm-up, outside the count.
+    assert!(
+        logged >= counted.answers + 24,
+        "logged {logged}, {counted:?}"
+    );
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
 }

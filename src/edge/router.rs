@@ -215,6 +215,7 @@ where
     }
     let start = Instant::now();
     let route = Route::of(req.uri().path());
+    let head = req.method() == Method::HEAD;
     let reply = dispatch(front, conn, req, route).await;
     if reply.penalize {
         front.admission.penalize(conn.client);
@@ -224,7 +225,7 @@ where
         reply.status.as_u16(),
         start.elapsed().as_secs_f64(),
     );
-    Ok(respond(reply, route))
+    Ok(respond(reply, route, head))
 }
 
 /// Runs `work` (a backend call) under the request timeout. Only the parts of a request that
@@ -244,9 +245,14 @@ async fn bounded<B>(front: &Front<B>, work: impl std::future::Future<Output = Re
     }
 }
 
-fn respond(reply: Reply, route: Route) -> Response<Full<Bytes>> {
+fn respond(reply: Reply, route: Route, head: bool) -> Response<Full<Bytes>> {
     let cache = reply.cache.unwrap_or(Cache::NoStore);
-    let mut response = Response::new(Full::new(reply.body));
+    // A HEAD answer carries the GET answer's length but no body. hyper's HTTP/1 leaves the
+    // body out by itself; its HTTP/2 would send it (a protocol error for the client), so
+    // the body is dropped here and the length set by hand.
+    let length = reply.body.len();
+    let body = if head { Bytes::new() } else { reply.body };
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = reply.status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
@@ -258,9 +264,12 @@ fn respond(reply: Reply, route: Route) -> Response<Full<Bytes>> {
         let allow = if route.method() == Method::POST {
             "POST"
         } else {
-            "GET"
+            "GET, HEAD"
         };
         headers.insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    if head {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
     response
 }
@@ -319,7 +328,10 @@ where
         front.counters.reject(L4Reason::Path);
         return not_found();
     }
-    if req.method() != route.method() {
+    // HEAD is GET without the body (RFC 9110 §9.3.2; hyper leaves the body out and keeps
+    // Content-Length), for mirrors and caches that probe tiles and the checkpoint.
+    let head_of_get = req.method() == Method::HEAD && route.method() == Method::GET;
+    if req.method() != route.method() && !head_of_get {
         front.counters.reject(L4Reason::Method);
         return static_error!(
             StatusCode::METHOD_NOT_ALLOWED,
