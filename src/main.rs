@@ -471,21 +471,7 @@ fn audit(args: AuditArgs) -> i32 {
                     "OK: the log verifies ({} ms)",
                     started.elapsed().as_millis()
                 );
-                println!("origin:            {}", s.origin);
-                println!("election:          {} (revote {})", s.election, s.revote);
-                println!("tree size:         {}", s.tree_size);
-                println!("root:              {}", s.root);
-                println!("roll voters:       {}", s.roll_voters);
-                println!(
-                    "ballots:           {} ({} ed25519, {} p256)",
-                    s.ballots, s.ed25519_ballots, s.p256_ballots
-                );
-                println!("distinct voters:   {}", s.distinct_voters);
-                println!("counted ballots:   {}", s.counted_ballots);
-                println!("superseded:        {}", s.superseded_ballots);
-                if let Some(p) = s.extends_previous_size {
-                    println!("extends previous:  size {p}");
-                }
+                print!("{s}");
             }
             0
         }

@@ -243,6 +243,33 @@ pub struct Summary {
     pub extends_previous_size: Option<u64>,
 }
 
+/// The human summary `urna audit` prints, one field a line.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "origin:            {}", self.origin)?;
+        writeln!(
+            f,
+            "election:          {} (revote {})",
+            self.election, self.revote
+        )?;
+        writeln!(f, "tree size:         {}", self.tree_size)?;
+        writeln!(f, "root:              {}", self.root)?;
+        writeln!(f, "roll voters:       {}", self.roll_voters)?;
+        writeln!(
+            f,
+            "ballots:           {} ({} ed25519, {} p256)",
+            self.ballots, self.ed25519_ballots, self.p256_ballots
+        )?;
+        writeln!(f, "distinct voters:   {}", self.distinct_voters)?;
+        writeln!(f, "counted ballots:   {}", self.counted_ballots)?;
+        writeln!(f, "superseded:        {}", self.superseded_ballots)?;
+        if let Some(p) = self.extends_previous_size {
+            writeln!(f, "extends previous:  size {p}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The in-order part of an audit.
 pub struct LogAudit {
     roll: Arc<Roll>,
