@@ -51,6 +51,54 @@ enum Command {
         /// The receipt JSON file, or `-` for standard input.
         receipt: String,
     },
+    /// Audit a whole election log from its public files: the checkpoint's signature, every
+    /// entry (manifest, ballots, signatures, roll, window, revote rules), the tiles, the root,
+    /// and that the tree extends a previous checkpoint. Exit 0 only if every check passed;
+    /// 1 if the log failed one; 3 if the audit could not complete (unreachable, timeouts).
+    Audit {
+        /// The log's verifier key: a file holding it (the server's `log.vkey`) or its text,
+        /// `name+hex(id)+base64(0x01 ‖ key)`.
+        #[arg(long)]
+        vkey: String,
+        /// The published voter roll file (its SHA-256 must be the manifest's).
+        #[arg(long)]
+        roll: PathBuf,
+        /// The server, `https://host[:port]/`: reads `<url>log/checkpoint` and the tiles.
+        #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+        url: Option<String>,
+        /// PEM certificate(s) to trust for `--url` (e.g. a demo's self-signed cert.pem);
+        /// without it, the Mozilla roots compiled in.
+        #[arg(long, requires = "url")]
+        ca: Option<PathBuf>,
+        /// A mirror directory laid out like `/log/` (`checkpoint`, `tile/...`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// An older signed checkpoint you kept: the audited tree must extend it.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+        /// Print the summary (or the failure) as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Keep a copy of every file fetched under this directory (a mirror for `--dir`).
+        #[arg(long)]
+        save_to: Option<PathBuf>,
+        /// Time limit of each request (connect, TLS, answer and body).
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: u64,
+        /// Connections open at once.
+        #[arg(long, default_value_t = 4)]
+        max_connections: usize,
+        /// Requests started per second (the server's default read limit is 20/s).
+        #[arg(long, default_value_t = 15)]
+        max_requests_per_s: u32,
+        /// 429/503 answers waited out (each said on stderr) before giving up.
+        #[arg(long, default_value_t = 100)]
+        max_rate_limit_waits: u32,
+        /// Entry bundles fetched and verified ahead of the one being checked in order (each
+        /// up to 16 MiB).
+        #[arg(long, default_value_t = 8)]
+        bundles_ahead: usize,
+    },
     /// Test helper for the crash tests: append `count` entries and print each receipt as one
     /// JSON line once it is durable.
     #[command(hide = true)]
@@ -115,6 +163,42 @@ fn main() -> anyhow::Result<()> {
         Command::Roll { command } => roll(command),
         Command::Keygen { name, out } => keygen(&name, &out),
         Command::VerifyReceipt { key, receipt } => verify(&key, &receipt),
+        Command::Audit {
+            vkey,
+            roll,
+            url,
+            ca,
+            dir,
+            previous,
+            json,
+            save_to,
+            timeout_ms,
+            max_connections,
+            max_requests_per_s,
+            max_rate_limit_waits,
+            bundles_ahead,
+        } => {
+            let limits = urna::audit::FetchLimits {
+                timeout_ms,
+                max_connections,
+                max_requests_per_s,
+                max_rate_limit_waits,
+                ..Default::default()
+            };
+            let code = audit(AuditArgs {
+                vkey,
+                roll,
+                url,
+                ca,
+                dir,
+                previous,
+                json,
+                save_to,
+                limits,
+                bundles_ahead,
+            });
+            std::process::exit(code)
+        }
         Command::LogWriter {
             dir,
             key,
@@ -281,6 +365,118 @@ fn verify(key: &str, path: &str) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => bail!("receipt does NOT verify: {e}"),
+    }
+}
+
+struct AuditArgs {
+    vkey: String,
+    roll: PathBuf,
+    url: Option<String>,
+    ca: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    previous: Option<PathBuf>,
+    json: bool,
+    save_to: Option<PathBuf>,
+    limits: urna::audit::FetchLimits,
+    bundles_ahead: usize,
+}
+
+/// Exit code of `urna audit` when the log failed a check.
+const AUDIT_FAILED: i32 = 1;
+/// Exit code when the audit could not complete (bad input files, unreachable source).
+const AUDIT_INCOMPLETE: i32 = 3;
+
+/// Runs `urna audit` and returns its exit code.
+fn audit(args: AuditArgs) -> i32 {
+    let json = args.json;
+    let report = |code: i32, msg: String| {
+        if json {
+            let v =
+                serde_json::json!({"ok": false, "log_fault": code == AUDIT_FAILED, "error": msg});
+            println!("{v}");
+        } else if code == AUDIT_FAILED {
+            eprintln!("AUDIT FAILED: {msg}");
+        } else {
+            eprintln!("audit incomplete: {msg}");
+        }
+        code
+    };
+    let prepared = (|| -> anyhow::Result<urna::audit::AuditRequest> {
+        // Both files are small (a key line; a checkpoint of a few KiB): the bound keeps a
+        // wrong path from being read whole.
+        const MAX_SMALL_FILE_BYTES: u64 = 64 * 1024;
+        let read_small = |p: &Path| -> anyhow::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            File::open(p)
+                .with_context(|| format!("opening {}", p.display()))?
+                .take(MAX_SMALL_FILE_BYTES)
+                .read_to_end(&mut out)
+                .with_context(|| format!("reading {}", p.display()))?;
+            Ok(out)
+        };
+        let vkey_path = Path::new(&args.vkey);
+        let verifier_key = if vkey_path.is_file() {
+            String::from_utf8(read_small(vkey_path)?)
+                .context("--vkey file is not UTF-8")?
+                .trim()
+                .to_owned()
+        } else {
+            args.vkey.trim().to_owned()
+        };
+        let roll = urna::ballot::Roll::load(&args.roll)
+            .with_context(|| format!("loading the roll {}", args.roll.display()))?;
+        let previous = args.previous.as_deref().map(read_small).transpose()?;
+        let source = match (&args.url, &args.dir) {
+            (Some(url), None) => urna::audit::Source::Https(Box::new(
+                urna::audit::HttpsSource::new(url, args.ca.as_deref(), args.limits.clone())?,
+            )),
+            (None, Some(dir)) => {
+                // A missing mirror is the auditor's mistake, not the log's missing files.
+                if !dir.is_dir() {
+                    bail!("--dir {}: not a directory", dir.display());
+                }
+                urna::audit::Source::Dir(dir.clone())
+            }
+            _ => bail!("give exactly one of --url and --dir"),
+        };
+        Ok(urna::audit::AuditRequest {
+            source: std::sync::Arc::new(source),
+            verifier_key,
+            roll: std::sync::Arc::new(roll),
+            previous,
+            bundles_ahead: args.bundles_ahead,
+            save_to: args.save_to.clone(),
+        })
+    })();
+    let req = match prepared {
+        Ok(r) => r,
+        Err(e) => return report(AUDIT_INCOMPLETE, format!("{e:#}")),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report(AUDIT_INCOMPLETE, format!("starting the runtime: {e}")),
+    };
+    let started = std::time::Instant::now();
+    match rt.block_on(urna::audit::audit(req)) {
+        Ok(s) => {
+            if json {
+                let mut v = serde_json::to_value(&s).unwrap_or_default();
+                v["ok"] = true.into();
+                println!("{v}");
+            } else {
+                println!(
+                    "OK: the log verifies ({} ms)",
+                    started.elapsed().as_millis()
+                );
+                print!("{s}");
+            }
+            0
+        }
+        Err(e) if e.is_log_fault() => report(AUDIT_FAILED, e.to_string()),
+        Err(e) => report(AUDIT_INCOMPLETE, e.to_string()),
     }
 }
 

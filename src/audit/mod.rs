@@ -1,7 +1,19 @@
 //! Verifying what the log publishes: receipts (tlog-proof) and whole logs.
 //!
 //! - [`proof`]   — RFC 9162 inclusion and consistency verification, from the RFC.
-//! - [`receipt`] — offline receipt verification (`urna verify-receipt`).
+//! - [`receipt`] — offline receipt verification (`urna verify-receipt`); checkpoints.
+//! - [`tree`]    — the RFC 6962 tree and its hash tiles, rebuilt leaf by leaf. Spec code.
+//! - [`check`]   — a whole log's checks: entries, signatures, rules, tiles, root. Spec code.
+//! - [`fetch`]   — where the public files come from: HTTPS or a mirror directory.
+//! - [`run`]     — the order of an audit's work (`urna audit`).
 
+pub mod check;
+pub mod fetch;
 pub mod proof;
 pub mod receipt;
+pub mod run;
+pub mod tree;
+
+pub use check::{AuditError, Summary};
+pub use fetch::{FetchLimits, HttpsSource, Source};
+pub use run::{audit, AuditRequest};

@@ -201,6 +201,12 @@ impl VoterStates {
     /// here (the auditor does that); everything else is.
     pub fn replay_entry(&mut self, index: u64, entry: &[u8]) -> Result<(), ReplayError> {
         let decoded = decode_entry(entry).map_err(|source| ReplayError::Entry { index, source })?;
+        self.replay(index, &decoded)
+    }
+
+    /// [`VoterStates::replay_entry`] for an entry already decoded: the auditor decodes (and
+    /// verifies signatures) in parallel, then applies the rules here, in log order.
+    pub fn replay(&mut self, index: u64, decoded: &Entry) -> Result<(), ReplayError> {
         match (index, decoded) {
             (0, Entry::Manifest(m)) => {
                 if m.election != self.election {
