@@ -55,50 +55,7 @@ enum Command {
     /// entry (manifest, ballots, signatures, roll, window, revote rules), the tiles, the root,
     /// and that the tree extends a previous checkpoint. Exit 0 only if every check passed;
     /// 1 if the log failed one; 3 if the audit could not complete (unreachable, timeouts).
-    Audit {
-        /// The log's verifier key: a file holding it (the server's `log.vkey`) or its text,
-        /// `name+hex(id)+base64(0x01 ‖ key)`.
-        #[arg(long)]
-        vkey: String,
-        /// The published voter roll file (its SHA-256 must be the manifest's).
-        #[arg(long)]
-        roll: PathBuf,
-        /// The server, `https://host[:port]/`: reads `<url>log/checkpoint` and the tiles.
-        #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
-        url: Option<String>,
-        /// PEM certificate(s) to trust for `--url` (e.g. a demo's self-signed cert.pem);
-        /// without it, the Mozilla roots compiled in.
-        #[arg(long, requires = "url")]
-        ca: Option<PathBuf>,
-        /// A mirror directory laid out like `/log/` (`checkpoint`, `tile/...`).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// An older signed checkpoint you kept: the audited tree must extend it.
-        #[arg(long)]
-        previous: Option<PathBuf>,
-        /// Print the summary (or the failure) as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Keep a copy of every file fetched under this directory (a mirror for `--dir`).
-        #[arg(long)]
-        save_to: Option<PathBuf>,
-        /// Time limit of each request (connect, TLS, answer and body).
-        #[arg(long, default_value_t = 30_000)]
-        timeout_ms: u64,
-        /// Connections open at once.
-        #[arg(long, default_value_t = 4)]
-        max_connections: usize,
-        /// Requests started per second (the server's default read limit is 20/s).
-        #[arg(long, default_value_t = 15)]
-        max_requests_per_s: u32,
-        /// 429/503 answers waited out (each said on stderr) before giving up.
-        #[arg(long, default_value_t = 100)]
-        max_rate_limit_waits: u32,
-        /// Entry bundles fetched and verified ahead of the one being checked in order (each
-        /// up to 16 MiB).
-        #[arg(long, default_value_t = 8)]
-        bundles_ahead: usize,
-    },
+    Audit(AuditArgs),
     /// Test helper for the crash tests: append `count` entries and print each receipt as one
     /// JSON line once it is durable.
     #[command(hide = true)]
@@ -163,42 +120,7 @@ fn main() -> anyhow::Result<()> {
         Command::Roll { command } => roll(command),
         Command::Keygen { name, out } => keygen(&name, &out),
         Command::VerifyReceipt { key, receipt } => verify(&key, &receipt),
-        Command::Audit {
-            vkey,
-            roll,
-            url,
-            ca,
-            dir,
-            previous,
-            json,
-            save_to,
-            timeout_ms,
-            max_connections,
-            max_requests_per_s,
-            max_rate_limit_waits,
-            bundles_ahead,
-        } => {
-            let limits = urna::audit::FetchLimits {
-                timeout_ms,
-                max_connections,
-                max_requests_per_s,
-                max_rate_limit_waits,
-                ..Default::default()
-            };
-            let code = audit(AuditArgs {
-                vkey,
-                roll,
-                url,
-                ca,
-                dir,
-                previous,
-                json,
-                save_to,
-                limits,
-                bundles_ahead,
-            });
-            std::process::exit(code)
-        }
+        Command::Audit(args) => std::process::exit(audit(args)),
         Command::LogWriter {
             dir,
             key,
@@ -368,17 +290,63 @@ fn verify(key: &str, path: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `urna audit`'s arguments.
+#[derive(clap::Args)]
 struct AuditArgs {
+    /// The log's verifier key: a file holding it (the server's `log.vkey`) or its text,
+    /// `name+hex(id)+base64(0x01 ‖ key)`.
+    #[arg(long)]
     vkey: String,
+    /// The published voter roll file (its SHA-256 must be the manifest's).
+    #[arg(long)]
     roll: PathBuf,
+    /// The server, `https://host[:port]/`: reads `<url>log/checkpoint` and the tiles.
+    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
     url: Option<String>,
+    /// PEM certificate(s) to trust for `--url` (e.g. a demo's self-signed cert.pem);
+    /// without it, the Mozilla roots compiled in.
+    #[arg(long, requires = "url")]
     ca: Option<PathBuf>,
+    /// A mirror directory laid out like `/log/` (`checkpoint`, `tile/...`).
+    #[arg(long)]
     dir: Option<PathBuf>,
+    /// An older signed checkpoint you kept: the audited tree must extend it.
+    #[arg(long)]
     previous: Option<PathBuf>,
+    /// Print the summary (or the failure) as one JSON object.
+    #[arg(long)]
     json: bool,
+    /// Keep a copy of every file fetched under this directory (a mirror for `--dir`).
+    #[arg(long)]
     save_to: Option<PathBuf>,
-    limits: urna::audit::FetchLimits,
+    /// Time limit of each request (connect, TLS, answer and body).
+    #[arg(long, default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Connections open at once.
+    #[arg(long, default_value_t = 4)]
+    max_connections: usize,
+    /// Requests started per second (the server's default read limit is 20/s).
+    #[arg(long, default_value_t = 15)]
+    max_requests_per_s: u32,
+    /// 429/503 answers waited out (each said on stderr) before giving up.
+    #[arg(long, default_value_t = 100)]
+    max_rate_limit_waits: u32,
+    /// Entry bundles fetched and verified ahead of the one being checked in order (each
+    /// up to 16 MiB).
+    #[arg(long, default_value_t = 8)]
     bundles_ahead: usize,
+}
+
+impl AuditArgs {
+    fn fetch_limits(&self) -> urna::audit::FetchLimits {
+        urna::audit::FetchLimits {
+            timeout_ms: self.timeout_ms,
+            max_connections: self.max_connections,
+            max_requests_per_s: self.max_requests_per_s,
+            max_rate_limit_waits: self.max_rate_limit_waits,
+            ..Default::default()
+        }
+    }
 }
 
 /// Exit code of `urna audit` when the log failed a check.
@@ -428,7 +396,7 @@ fn audit(args: AuditArgs) -> i32 {
         let previous = args.previous.as_deref().map(read_small).transpose()?;
         let source = match (&args.url, &args.dir) {
             (Some(url), None) => urna::audit::Source::Https(Box::new(
-                urna::audit::HttpsSource::new(url, args.ca.as_deref(), args.limits.clone())?,
+                urna::audit::HttpsSource::new(url, args.ca.as_deref(), args.fetch_limits())?,
             )),
             (None, Some(dir)) => {
                 // A missing mirror is the auditor's mistake, not the log's missing files.
