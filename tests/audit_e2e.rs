@@ -37,6 +37,15 @@ impl Run {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.stdout, self.stderr))
     }
+
+    /// `--json`'s failure: whether the log is at fault, and the message.
+    fn json_failure(&self) -> (bool, String) {
+        let j = self.json();
+        assert_eq!(j["ok"], false, "{j}");
+        let fault = j["log_fault"].as_bool().unwrap_or_else(|| panic!("{j}"));
+        let msg = j["error"].as_str().unwrap_or_else(|| panic!("{j}"));
+        (fault, msg.to_owned())
+    }
 }
 
 /// Runs `urna audit <args>` to completion (bounded by [`AUDIT_WAIT`]).
@@ -316,17 +325,11 @@ async fn a_mirror_with_one_entry_byte_changed_fails_naming_the_entry_or_tile() {
     std::fs::write(&bundle_path, &bundle).unwrap();
     let run = e.audit_dir(&m, &["--json"]);
     assert_eq!(run.code, 1);
-    let j = run.json();
-    assert_eq!(
-        (j["ok"].clone(), j["log_fault"].clone()),
-        (false.into(), true.into())
-    );
+    let (fault, msg) = run.json_failure();
+    assert!(fault, "{msg}");
     assert!(
-        j["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("tile/0/001.p/8: hash 2 (node 258 at height 0) differs"),
-        "{j}"
+        msg.starts_with("tile/0/001.p/8: hash 2 (node 258 at height 0) differs"),
+        "{msg}"
     );
 }
 
@@ -536,15 +539,9 @@ async fn a_rate_limited_audit_waits_out_429_visibly_and_gives_up_after_its_bound
         "{}\n{}",
         impatient.stdout, impatient.stderr
     );
-    let j = impatient.json();
-    assert_eq!(j["log_fault"], false);
-    assert!(
-        j["error"]
-            .as_str()
-            .unwrap()
-            .contains("still rate-limited after 0 waits"),
-        "{j}"
-    );
+    let (fault, msg) = impatient.json_failure();
+    assert!(!fault, "{msg}");
+    assert!(msg.contains("still rate-limited after 0 waits"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
