@@ -357,6 +357,106 @@ async fn h2_rapid_reset_flood_loses_its_connection() {
     srv.stop().await;
 }
 
+/// What a raw HTTP/2 peer saw after making the server reset streams itself.
+#[derive(Debug, Default)]
+struct H2Seen {
+    /// Error code of the GOAWAY the server sent, if any.
+    goaway: Option<u32>,
+    /// Whether our PING, sent after the bad streams, was acknowledged.
+    ping_acked: bool,
+    /// RST_STREAM frames the server sent.
+    resets: usize,
+}
+
+/// "MadeYouReset" (CVE-2025-8671): `n` requests whose header blocks are malformed (a
+/// repeated `:method`), each on a new stream. The server must reset every one itself (a
+/// stream error), which costs it work the client never pays for; then a PING. Raw frames:
+/// no well-behaved client library sends malformed headers.
+async fn induce_local_resets(srv: &Running, n: u32) -> H2Seen {
+    use tokio::io::AsyncReadExt;
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend([kind, flags]);
+        f.extend(stream.to_be_bytes());
+        f.extend(payload);
+        f
+    }
+    let mut tls = tls_connect(srv.addr, &srv.cert, &[b"h2"]).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+                                       // HPACK, static table only (no decoder state): :method GET, :method GET (repeated:
+                                       // malformed), :scheme https, :path /.
+    let block = [0x82, 0x82, 0x87, 0x84];
+    for i in 0..n {
+        out.extend(frame(0x1, 0x4 | 0x1, 2 * i + 1, &block)); // HEADERS, END_HEADERS|END_STREAM
+    }
+    out.extend(frame(0x6, 0, 0, b"urnaping")); // PING
+    tls.write_all(&out).await.unwrap();
+    let mut seen = H2Seen::default();
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    // Bounded: ends at EOF, at the PING's answer, at a GOAWAY, or at the deadline.
+    loop {
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let payload = buf[9..9 + len].to_vec();
+            buf.drain(..9 + len);
+            match kind {
+                0x4 if flags & 1 == 0 => {
+                    let _ = tls.write_all(&frame(0x4, 1, 0, &[])).await; // SETTINGS ACK
+                }
+                0x3 => seen.resets += 1,
+                0x6 if flags & 1 == 1 && payload == b"urnaping" => seen.ping_acked = true,
+                0x7 if payload.len() >= 8 => {
+                    seen.goaway = Some(u32::from_be_bytes([
+                        payload[4], payload[5], payload[6], payload[7],
+                    ]))
+                }
+                _ => {}
+            }
+        }
+        if seen.ping_acked || seen.goaway.is_some() {
+            return seen;
+        }
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, tls.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return seen,
+            Ok(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn h2_streams_the_server_must_reset_itself_cost_the_connection_past_the_limit() {
+    const ENHANCE_YOUR_CALM: u32 = 0xb;
+    let limits = "h2_max_local_error_reset_streams = 5\nreads_burst_per_source = 10000";
+    let (_dir, srv) = serve_double("", limits).await;
+    // Control: a few malformed streams under the limit are reset one by one, and the
+    // connection still answers.
+    let seen = induce_local_resets(&srv, 3).await;
+    assert!(seen.ping_acked && seen.goaway.is_none(), "{seen:?}");
+    assert_eq!(seen.resets, 3, "{seen:?}");
+    // Past the limit: GOAWAY ENHANCE_YOUR_CALM.
+    let seen = induce_local_resets(&srv, 50).await;
+    assert_eq!(seen.goaway, Some(ENHANCE_YOUR_CALM), "{seen:?}");
+    assert!(!seen.ping_acked, "{seen:?}");
+    srv.stop().await;
+
+    // The same 50 against a far higher limit: all reset, the connection lives. The key
+    // above, not some other default, is what cut it.
+    let limits = "h2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000";
+    let (_dir, srv) = serve_double("", limits).await;
+    let seen = induce_local_resets(&srv, 50).await;
+    assert!(seen.ping_acked && seen.goaway.is_none(), "{seen:?}");
+    assert_eq!(seen.resets, 50, "{seen:?}");
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn shutdown_finishes_in_flight_ballots_then_calls_the_backend_hook() {
     let dir = tmp();
