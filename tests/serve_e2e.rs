@@ -482,6 +482,16 @@ async fn refusals_are_counted_by_layer_and_reason_in_metrics() {
         "{text}"
     );
     assert!(text.contains("urna_log_commit_seconds"), "{text}");
+    // Where the ballots' time went: the forged one and the good one were verified (the
+    // stranger was refused before L6); only the good one reached the log.
+    let stage_count = |stage: &str| {
+        let head = format!("urna_ballot_stage_seconds_count{{stage=\"{stage}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(head.as_str()))
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    assert_eq!(stage_count("verify"), Some(2.0), "{text}");
+    assert_eq!(stage_count("log"), Some(1.0), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,9 @@
 //! - `urna_connections_open`, `urna_handshakes_in_flight`, `urna_requests_in_flight`: gauges.
 //! - `urna_l4_tracked_keys{limiter}`: keys held by each rate limiter (bounded).
 //! - `urna_tls_reloads_total{result}`, `urna_penalties_total`, `urna_l1_sources_evicted_total`.
+//!
+//! The ballot pipeline records its own (`urna_ballot_stage_seconds{stage}`, `urna_log_*`,
+//! `urna_verify_batch_size`): docs/OPERATIONS.md lists them all.
 
 use std::sync::OnceLock;
 

@@ -37,6 +37,27 @@ pub struct Service {
     in_flight: AtomicUsize,
     /// Seconds a client should wait after a 503.
     retry_after_s: u64,
+    /// `urna_ballot_stage_seconds{stage}`: where a ballot's time goes, handles made once.
+    stages: Stages,
+}
+
+/// Histograms of a ballot's time in L6 (queue + verification) and L7 (log queue, group
+/// commit, receipt): what an operator reads to see which stage the latency comes from.
+pub(crate) struct Stages {
+    verify: metrics::Histogram,
+    log: metrics::Histogram,
+}
+
+impl Stages {
+    pub(crate) fn new() -> Self {
+        // Handles bind to the recorder installed when they are made: install it first
+        // (idempotent; the edge installs the same one).
+        crate::edge::metrics::install();
+        Stages {
+            verify: metrics::histogram!("urna_ballot_stage_seconds", "stage" => "verify"),
+            log: metrics::histogram!("urna_ballot_stage_seconds", "stage" => "log"),
+        }
+    }
 }
 
 /// Counts a ballot in flight for as long as it lives.
@@ -131,7 +152,10 @@ impl Backend for Service {
             Ok(Precheck::Verify(_)) => {}
         }
         // L6: on the pool, never on this task.
-        let ballot = match self.pool.verify(ballot).await {
+        let started = std::time::Instant::now();
+        let verdict = self.pool.verify(ballot).await;
+        self.stages.verify.record(started.elapsed().as_secs_f64());
+        let ballot = match verdict {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return ballot_error(&e),
             Err(PoolError::Full) => return self.overloaded("signature queue full"),
@@ -148,7 +172,10 @@ impl Backend for Service {
             ballot,
             received_ms,
         };
-        match self.log.submit(submission).await {
+        let started = std::time::Instant::now();
+        let logged = self.log.submit(submission).await;
+        self.stages.log.record(started.elapsed().as_secs_f64());
+        match logged {
             Ok(logged) => {
                 let status = if logged.new {
                     StatusCode::CREATED

@@ -164,6 +164,7 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
         election_json,
         in_flight: AtomicUsize::new(0),
         retry_after_s: config.limits.overloaded_retry_after_s.into(),
+        stages: super::Stages::new(),
     });
     Ok(Opened {
         service,
