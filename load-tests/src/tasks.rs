@@ -31,6 +31,8 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
 /// Runs every task of `s` side by side and reports on each.
 pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
+    // The plan below relies on the bounds (e.g. one lane per HTTP/1.1 connection).
+    s.check()?;
     let target = Arc::new(Target::new(
         s.target,
         &s.server_name,
