@@ -10,10 +10,13 @@
 //!
 //! Modules, in the order a run uses them: [`scenario`] (the TOML file), [`ballots`]
 //! (pre-signing the voters' ballots), [`net`] (connections from chosen source addresses,
-//! TLS, HTTP/1.1 or HTTP/2), [`tasks`] (what each kind of client does), [`report`].
+//! TLS, HTTP/1.1 or HTTP/2), [`h1`] (the lean HTTP/1.1 client: pre-encoded requests,
+//! answers read in the lane's own task), [`tasks`] (what each kind of client does),
+//! [`report`].
 #![forbid(unsafe_code)]
 
 pub mod ballots;
+pub mod h1;
 pub mod net;
 pub mod report;
 pub mod scenario;

@@ -1,22 +1,26 @@
 //! Connections as a client from a chosen source address: TCP, then TLS (rustls, ring), then
-//! HTTP/1.1 or HTTP/2 (hyper's client connection API, so each connection is under our control
-//! rather than a pool's).
+//! HTTP/1.1 (the lean client in [`crate::h1`]: one task owns the stream) or HTTP/2 (hyper's
+//! client connection API, so each connection is under our control rather than a pool's).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
+
+use crate::h1;
 
 /// Where and how to connect.
 #[derive(Clone)]
@@ -49,6 +53,11 @@ impl Target {
             tls_h2,
             authority: format!("{scheme}://{server_name}:{}", addr.port()),
         })
+    }
+
+    /// The `Host` header HTTP/1.1 requests carry: `name:port`.
+    pub fn host(&self) -> &str {
+        self.authority.split("://").nth(1).unwrap_or("localhost")
     }
 
     pub fn is_tls(&self) -> bool {
@@ -118,40 +127,108 @@ pub async fn tcp(target: &Target, source: IpAddr) -> std::io::Result<TcpStream> 
     Ok(stream)
 }
 
-/// One HTTP connection's request half.
+/// An HTTP/1.1 connection's stream: TLS or plain TCP, owned by the lane that uses it.
+pub enum Io {
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Plain(TcpStream),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An HTTP/1.1 connection: the lean client over TLS or TCP.
+pub type H1Conn = h1::Conn<Io>;
+
+/// An HTTP/2 connection's request half (cheap to clone: every stream of a lane shares it).
+pub type H2Sender = http2::SendRequest<Full<Bytes>>;
+
+/// One open HTTP connection.
 pub enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
+    H1(Box<H1Conn>),
+    H2(H2Sender),
 }
 
 /// Opens an HTTP connection (TLS unless the target is plain) from `source`.
 pub async fn connect(target: &Target, source: IpAddr, http2: bool) -> anyhow::Result<Sender> {
+    if http2 {
+        Ok(Sender::H2(connect_h2(target, source).await?))
+    } else {
+        Ok(Sender::H1(Box::new(connect_h1(target, source).await?)))
+    }
+}
+
+/// Opens an HTTP/1.1 connection: no handshake beyond TLS, no task of its own.
+pub async fn connect_h1(target: &Target, source: IpAddr) -> anyhow::Result<H1Conn> {
     let stream = tcp(target, source).await?;
-    match target.tls(http2) {
+    let io = match target.tls(false) {
+        Some(tls) => Io::Tls(Box::new(
+            TlsConnector::from(tls)
+                .connect(target.server_name.clone(), stream)
+                .await?,
+        )),
+        None => Io::Plain(stream),
+    };
+    Ok(h1::Conn::new(io))
+}
+
+/// Opens an HTTP/2 connection; hyper drives it from a task of its own.
+pub async fn connect_h2(target: &Target, source: IpAddr) -> anyhow::Result<H2Sender> {
+    let stream = tcp(target, source).await?;
+    match target.tls(true) {
         Some(tls) => {
             let tls = TlsConnector::from(tls)
                 .connect(target.server_name.clone(), stream)
                 .await?;
-            handshake(tls, http2).await
+            h2_handshake(tls).await
         }
-        None => handshake(stream, http2).await,
+        None => h2_handshake(stream).await,
     }
 }
 
-async fn handshake<S>(io: S, http2: bool) -> anyhow::Result<Sender>
+async fn h2_handshake<S>(io: S) -> anyhow::Result<H2Sender>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
-    if http2 {
-        let (send, conn) = http2::handshake(TokioExecutor::new(), io).await?;
-        tokio::spawn(conn);
-        Ok(Sender::H2(send))
-    } else {
-        let (send, conn) = http1::handshake(io).await?;
-        tokio::spawn(conn);
-        Ok(Sender::H1(send))
-    }
+    let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io)).await?;
+    tokio::spawn(conn);
+    Ok(send)
 }
 
 /// An answer, read whole.
@@ -160,54 +237,25 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-impl Sender {
-    pub fn is_http2(&self) -> bool {
-        matches!(self, Sender::H2(_))
-    }
-
-    /// Sends one request and reads the whole answer.
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> anyhow::Result<Answer> {
-        let resp: Response<Incoming> = match self {
-            Sender::H1(s) => {
-                s.ready().await?;
-                s.send_request(req).await?
-            }
-            Sender::H2(s) => {
-                s.ready().await?;
-                s.send_request(req).await?
-            }
-        };
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Answer { status, body })
-    }
-
-    pub fn clone_h2(&self) -> Option<Sender> {
-        match self {
-            Sender::H2(s) => Some(Sender::H2(s.clone())),
-            Sender::H1(_) => None,
-        }
-    }
+/// Sends one request on an HTTP/2 connection and reads the whole answer.
+pub async fn send_h2(s: &mut H2Sender, req: Request<Full<Bytes>>) -> anyhow::Result<Answer> {
+    s.ready().await?;
+    let resp: Response<Incoming> = s.send_request(req).await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(Answer { status, body })
 }
 
-/// A request for `path` on `target` (HTTP/2 wants the full URI, HTTP/1.1 the path).
+/// An HTTP/2 request for `path` on `target` (full URI; HTTP/1.1 requests are pre-encoded by
+/// [`h1::encode_request`] instead).
 pub fn request(
     target: &Target,
-    http2: bool,
     method: http::Method,
     path: &str,
     body: Option<Bytes>,
 ) -> Request<Full<Bytes>> {
-    let uri = if http2 {
-        format!("{}{path}", target.authority)
-    } else {
-        path.to_owned()
-    };
+    let uri = format!("{}{path}", target.authority);
     let mut b = Request::builder().method(method).uri(uri);
-    if !http2 {
-        let host = target.authority.split("://").nth(1).unwrap_or("localhost");
-        b = b.header(http::header::HOST, host);
-    }
     if body.is_some() {
         b = b.header(http::header::CONTENT_TYPE, "application/json");
     }

@@ -209,6 +209,7 @@ impl Scenario {
                     ballots,
                     rate_per_s,
                     streams_per_connection,
+                    http2,
                     ..
                 } => {
                     anyhow::ensure!(
@@ -218,25 +219,20 @@ impl Scenario {
                     );
                     anyhow::ensure!(self.voters.is_some(), "task {}: needs `voters`", t.name());
                     check_rate(t.name(), *rate_per_s)?;
-                    anyhow::ensure!(
-                        (1..=256).contains(streams_per_connection),
-                        "streams_per_connection must be in 1..=256"
-                    );
+                    check_streams(t.name(), *http2, *streams_per_connection)?;
                 }
                 Task::Flood {
                     request,
                     rate_per_s,
                     streams_per_connection,
+                    http2,
                     ..
                 } => {
                     if *request == FloodRequest::BadSignature {
                         anyhow::ensure!(self.voters.is_some(), "task {}: needs `voters`", t.name());
                     }
                     check_rate(t.name(), *rate_per_s)?;
-                    anyhow::ensure!(
-                        (1..=256).contains(streams_per_connection),
-                        "streams_per_connection must be in 1..=256"
-                    );
+                    check_streams(t.name(), *http2, *streams_per_connection)?;
                 }
                 Task::Slowloris { interval_ms, .. } => {
                     anyhow::ensure!(
@@ -249,6 +245,19 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// HTTP/2 lanes share a connection; an HTTP/1.1 connection carries one request at a time.
+fn check_streams(name: &str, http2: bool, streams: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=256).contains(&streams),
+        "task {name}: streams_per_connection must be in 1..=256"
+    );
+    anyhow::ensure!(
+        http2 || streams == 1,
+        "task {name}: streams_per_connection > 1 needs http2 (an HTTP/1.1 connection carries one request at a time)"
+    );
+    Ok(())
 }
 
 fn check_rate(name: &str, rate: Option<f64>) -> anyhow::Result<()> {
@@ -296,5 +305,11 @@ mod tests {
             toml::from_str(&ok.replace("duration_s = 5", "duration_s = 5\nwarmup_s = 601"))
                 .unwrap();
         assert!(long.check().is_err());
+        let h1_streams: Scenario =
+            toml::from_str(&format!("{ok}streams_per_connection = 2\n")).unwrap();
+        assert!(h1_streams.check().is_err());
+        let h2_streams: Scenario =
+            toml::from_str(&format!("{ok}streams_per_connection = 2\nhttp2 = true\n")).unwrap();
+        h2_streams.check().unwrap();
     }
 }

@@ -16,7 +16,11 @@ use tokio::time::{sleep, sleep_until, timeout_at};
 use urna::ballot::keys::VoterSecret;
 
 use crate::ballots::{load_voters, presign, seq_base};
-use crate::net::{connect, request, source_addr, tcp, Sender, Target};
+use crate::h1::encode_request;
+use crate::net::{
+    connect, connect_h1, connect_h2, request, send_h2, source_addr, tcp, H1Conn, H2Sender, Sender,
+    Target,
+};
 use crate::report::{Report, Stats, TaskReport};
 use crate::scenario::{FloodRequest, Scenario, Task};
 
@@ -27,6 +31,8 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
 /// Runs every task of `s` side by side and reports on each.
 pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
+    // The plan below relies on the bounds (e.g. one lane per HTTP/1.1 connection).
+    s.check()?;
     let target = Arc::new(Target::new(
         s.target,
         &s.server_name,
@@ -52,7 +58,7 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
     let mut plans = Vec::new();
     let mut voter_offset = 0;
     for task in &s.tasks {
-        plans.push(plan(task, s, &voters, &mut voter_offset)?);
+        plans.push(plan(task, s, &voters, &mut voter_offset, target.host())?);
     }
     // Connections too: a run measures answers over keep-alive, not the burst of handshakes
     // that opening hundreds of connections at once costs both sides.
@@ -113,7 +119,9 @@ struct Window {
     deadline: Instant,
 }
 
-/// A request lane's work: pre-signed ballots (sent once each) or one request repeated.
+/// A request lane's work, as the task describes it: pre-signed ballots (sent once each) or
+/// one request repeated. HTTP/2 lanes build a request from it per send; HTTP/1.1 lanes get it
+/// pre-encoded as [`Wire`].
 enum Work {
     Ballots(Vec<Bytes>),
     Repeat(Method, &'static str, Option<Bytes>),
@@ -128,12 +136,50 @@ impl Work {
             Work::Repeat(m, p, b) => Some((m.clone(), p, b.clone())),
         }
     }
+
+    /// Every request whole, as it goes on the wire: encoded once, before the clock, like
+    /// the signatures.
+    fn encode(self, host: &str) -> Wire {
+        match self {
+            Work::Ballots(list) => Wire::Once(
+                list.iter()
+                    .map(|b| encode_request(&Method::POST, host, "/v1/ballots", Some(b)))
+                    .collect(),
+            ),
+            Work::Repeat(m, p, b) => Wire::Repeat(encode_request(&m, host, p, b.as_deref())),
+        }
+    }
+}
+
+/// An HTTP/1.1 lane's work: whole requests, pre-encoded.
+enum Wire {
+    /// Each sent once, in order.
+    Once(Vec<Bytes>),
+    /// One request, again and again.
+    Repeat(Bytes),
+}
+
+impl Wire {
+    fn get(&self, i: usize) -> Option<&Bytes> {
+        match self {
+            Wire::Once(list) => list.get(i),
+            Wire::Repeat(req) => Some(req),
+        }
+    }
+}
+
+/// One connection's lanes.
+enum Lanes {
+    /// HTTP/1.1: one lane, owning the connection.
+    H1(Wire),
+    /// HTTP/2: `streams_per_connection` lanes sharing it.
+    H2(Vec<Work>),
 }
 
 /// A task, ready to start.
 enum Plan {
     Http {
-        conns: Vec<(IpAddr, Vec<Work>)>,
+        conns: Vec<(IpAddr, Lanes)>,
         http2: bool,
         /// Pause between one lane's sends (open loop), if any.
         interval: Option<Duration>,
@@ -157,6 +203,7 @@ fn plan(
     s: &Scenario,
     voters: &[VoterSecret],
     voter_offset: &mut usize,
+    host: &str,
 ) -> anyhow::Result<Plan> {
     let sources =
         |net: &ipnet::IpNet, n: usize| (0..n).map(|i| source_addr(net, i)).collect::<Vec<_>>();
@@ -202,6 +249,7 @@ fn plan(
                 *streams_per_connection,
                 *http2,
                 *rate_per_s,
+                host,
                 || Work::Ballots(lists.next().unwrap_or_default()),
             )
         }
@@ -221,6 +269,7 @@ fn plan(
                 *streams_per_connection,
                 *http2,
                 *rate_per_s,
+                host,
                 || Work::Repeat(method.clone(), path, body.clone()),
             )
         }
@@ -254,18 +303,29 @@ fn plan(
 }
 
 /// An HTTP task: `connections` connections from `net`, each with `streams` lanes of work
-/// (each from `work()`), sending at `rate_per_s` in total if given.
+/// (each from `work()`), sending at `rate_per_s` in total if given. HTTP/1.1 carries one
+/// request at a time: there each connection is one lane (the scenario refuses more).
+#[allow(clippy::too_many_arguments)]
 fn http_plan(
     net: &ipnet::IpNet,
     connections: usize,
     streams: usize,
     http2: bool,
     rate_per_s: Option<f64>,
+    host: &str,
     mut work: impl FnMut() -> Work,
 ) -> Plan {
+    let streams = if http2 { streams } else { 1 };
     let lanes = connections * streams;
     let conns = (0..connections)
-        .map(|i| (source_addr(net, i), (0..streams).map(|_| work()).collect()))
+        .map(|i| {
+            let lanes = if http2 {
+                Lanes::H2((0..streams).map(|_| work()).collect())
+            } else {
+                Lanes::H1(work().encode(host))
+            };
+            (source_addr(net, i), lanes)
+        })
         .collect();
     Plan::Http {
         conns,
@@ -364,28 +424,67 @@ impl Plan {
         match self {
             Plan::Http {
                 conns,
-                http2,
                 interval,
                 mut ready,
+                ..
             } => {
-                let total: usize = conns.iter().map(|(_, lanes)| lanes.len()).sum();
+                let total: usize = conns
+                    .iter()
+                    .map(|(_, lanes)| match lanes {
+                        Lanes::H1(_) => 1,
+                        Lanes::H2(works) => works.len(),
+                    })
+                    .sum();
                 let mut n = 0;
                 ready.resize_with(conns.len(), || None);
                 connected = ready.iter().filter(|s| s.is_some()).count() as u64;
+                // Lanes are spread evenly over one interval: together they send at a steady
+                // rate, not in a burst of every lane at each tick.
+                let mut first = || {
+                    let at = launch
+                        + interval
+                            .unwrap_or_default()
+                            .mul_f64(n as f64 / total as f64);
+                    n += 1;
+                    at
+                };
                 for ((ip, lanes), sender) in conns.into_iter().zip(ready) {
-                    let shared = Arc::new(Mutex::new(sender));
-                    for work in lanes {
-                        let (target, shared) = (target.clone(), shared.clone());
-                        // Lanes are spread evenly over one interval: together they send at
-                        // a steady rate, not in a burst of every lane at each tick.
-                        let first = launch
-                            + interval
-                                .unwrap_or_default()
-                                .mul_f64(n as f64 / total as f64);
-                        n += 1;
-                        set.spawn(lane(
-                            target, ip, http2, shared, work, interval, first, window,
-                        ));
+                    match lanes {
+                        Lanes::H1(wire) => {
+                            let conn = match sender {
+                                Some(Sender::H1(c)) => Some(*c),
+                                _ => None,
+                            };
+                            let at = first();
+                            set.spawn(lane_h1(
+                                target.clone(),
+                                ip,
+                                conn,
+                                wire,
+                                interval,
+                                at,
+                                window,
+                            ));
+                        }
+                        Lanes::H2(works) => {
+                            let sender = match sender {
+                                Some(Sender::H2(s)) => Some(s),
+                                _ => None,
+                            };
+                            let shared = Arc::new(Mutex::new(sender));
+                            for work in works {
+                                let at = first();
+                                set.spawn(lane_h2(
+                                    target.clone(),
+                                    ip,
+                                    shared.clone(),
+                                    work,
+                                    interval,
+                                    at,
+                                    window,
+                                ));
+                            }
+                        }
                     }
                 }
             }
@@ -418,15 +517,121 @@ impl Plan {
     }
 }
 
-/// One request lane: a connection of its own (HTTP/1.1), or one stream of a shared HTTP/2
-/// connection, sending its work in order, reconnecting when the server closes. Only requests
-/// scheduled after the warm-up (`window.start`) are counted.
-#[allow(clippy::too_many_arguments)]
-async fn lane(
+/// When a lane's request `i` is due: at once (closed loop), or on its slot of the open
+/// loop's schedule; `None` when that slot falls after the deadline.
+async fn schedule(
+    interval: Option<Duration>,
+    first: Instant,
+    i: usize,
+    deadline: Instant,
+) -> Option<Instant> {
+    match interval {
+        Some(iv) => {
+            let at = first + iv.mul_f64(i as f64);
+            if at >= deadline {
+                return None;
+            }
+            sleep_until(at.into()).await;
+            Some(at)
+        }
+        None => Some(Instant::now()),
+    }
+}
+
+/// One HTTP/1.1 lane: a connection of its own, owned by this task (no connection task, no
+/// channel: see `h1`), sending its pre-encoded work in order and reconnecting when the
+/// server closes. Only requests scheduled after the warm-up (`window.start`) are counted.
+async fn lane_h1(
     target: Arc<Target>,
     ip: IpAddr,
-    http2: bool,
-    shared: Arc<Mutex<Option<Sender>>>,
+    mut conn: Option<H1Conn>,
+    work: Wire,
+    interval: Option<Duration>,
+    first: Instant,
+    window: Window,
+) -> Stats {
+    let deadline = window.deadline;
+    let mut st = Stats::default();
+    // What the warm-up sees is thrown away.
+    let mut warmup = Stats::default();
+    // Answers in flight at the deadline get GRACE, then are abandoned. One timer for the
+    // whole lane: the limit is the same for every request.
+    let give_up = sleep_until((deadline + GRACE).into());
+    tokio::pin!(give_up);
+    let mut i = 0usize;
+    while Instant::now() < deadline {
+        let Some(req) = work.get(i) else {
+            break;
+        };
+        let Some(scheduled) = schedule(interval, first, i, deadline).await else {
+            break;
+        };
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => {
+                let opened = tokio::select! {
+                    biased;
+                    c = connect_h1(&target, ip) => c.ok(),
+                    _ = &mut give_up => None,
+                };
+                match opened {
+                    Some(c) => {
+                        st.connects += 1;
+                        conn.insert(c)
+                    }
+                    None => {
+                        st.io_errors += 1;
+                        sleep(RECONNECT_PAUSE).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let counted = if scheduled >= window.start {
+            &mut st
+        } else {
+            &mut warmup
+        };
+        let close = tokio::select! {
+            biased;
+            answer = c.send(req) => match answer {
+                Ok(answer) => {
+                    counted.answer(answer.status, answer.body, scheduled.elapsed());
+                    i += 1;
+                    // The server ends the connection after this answer (its
+                    // `max_requests_per_connection`): a clean close, not a broken one.
+                    if answer.close {
+                        counted.closed_by_server += 1;
+                    }
+                    answer.close
+                }
+                Err(_) => {
+                    // The connection broke (or its answer could not be framed): drop it and
+                    // reconnect; the same request is sent again, which is safe — an
+                    // identical ballot is an idempotent repeat.
+                    counted.io_errors += 1;
+                    true
+                }
+            },
+            _ = &mut give_up => {
+                counted.io_errors += 1;
+                true
+            }
+        };
+        if close {
+            conn = None;
+        }
+    }
+    st
+}
+
+/// One HTTP/2 lane: one stream of a connection shared with the connection's other lanes,
+/// sending its work in order, reconnecting when the server closes. Only requests scheduled
+/// after the warm-up (`window.start`) are counted.
+async fn lane_h2(
+    target: Arc<Target>,
+    ip: IpAddr,
+    shared: Arc<Mutex<Option<H2Sender>>>,
     work: Work,
     interval: Option<Duration>,
     first: Instant,
@@ -441,68 +646,49 @@ async fn lane(
         let Some((method, path, body)) = work.get(i) else {
             break;
         };
-        let scheduled = match interval {
-            Some(iv) => {
-                let at = first + iv.mul_f64(i as f64);
-                if at >= deadline {
-                    break;
-                }
-                sleep_until(at.into()).await;
-                at
-            }
-            None => Instant::now(),
+        let Some(scheduled) = schedule(interval, first, i, deadline).await else {
+            break;
         };
-        // HTTP/1.1: take the connection out while it carries our request; HTTP/2: clone it.
+        // Every lane of the connection clones its sender; the first to find it gone opens
+        // a new one for all.
         let mut sender = {
             let mut slot = shared.lock().await;
-            match slot.as_ref().and_then(Sender::clone_h2) {
-                Some(s) => s,
-                None => match slot.take() {
-                    Some(s) => s,
-                    None => {
-                        match timeout_at((deadline + GRACE).into(), connect(&target, ip, http2))
-                            .await
-                        {
-                            Ok(Ok(s)) => {
-                                st.connects += 1;
-                                if let Some(c) = s.clone_h2() {
-                                    *slot = Some(c);
-                                }
-                                s
-                            }
-                            _ => {
-                                st.io_errors += 1;
-                                drop(slot);
-                                sleep(RECONNECT_PAUSE).await;
-                                continue;
-                            }
+            match slot.as_ref() {
+                Some(s) => s.clone(),
+                None => {
+                    match timeout_at((deadline + GRACE).into(), connect_h2(&target, ip)).await {
+                        Ok(Ok(s)) => {
+                            st.connects += 1;
+                            *slot = Some(s.clone());
+                            s
+                        }
+                        _ => {
+                            st.io_errors += 1;
+                            drop(slot);
+                            sleep(RECONNECT_PAUSE).await;
+                            continue;
                         }
                     }
-                },
+                }
             }
         };
-        let req = request(&target, http2, method, path, body);
+        let req = request(&target, method, path, body);
         let counted = if scheduled >= window.start {
             &mut st
         } else {
             &mut warmup
         };
-        match timeout_at((deadline + GRACE).into(), sender.send(req)).await {
+        match timeout_at((deadline + GRACE).into(), send_h2(&mut sender, req)).await {
             Ok(Ok(answer)) => {
                 counted.answer(answer.status.as_u16(), &answer.body, scheduled.elapsed());
                 i += 1;
-                if !sender.is_http2() {
-                    *shared.lock().await = Some(sender);
-                }
             }
             Ok(Err(_)) | Err(_) => {
                 // The connection broke (or the server closed it after its request quota):
                 // drop it and reconnect; the same request is sent again, which is safe —
                 // an identical ballot is an idempotent repeat.
                 counted.io_errors += 1;
-                if sender.is_http2() {
-                    *shared.lock().await = None;
-                }
+                *shared.lock().await = None;
             }
         }
     }
