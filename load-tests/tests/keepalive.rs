@@ -2,7 +2,8 @@
 //! `max_requests_per_connection` answers (`Connection: close` on the last for HTTP/1.1, GOAWAY
 //! for HTTP/2), the lanes reconnect and lose no ballot.
 
-use urna::config::Config;
+mod common;
+
 use urna_sim::{Report, Scenario};
 
 /// Runs one voters task (its `task` lines added) against a real server that closes each
@@ -10,7 +11,7 @@ use urna_sim::{Report, Scenario};
 async fn against_request_quota(task: &str) -> (Report, u64) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
-    let config = Config::parse(&format!(
+    let served = common::serve(&format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -26,22 +27,8 @@ demo_voters = 16
 dir = "{d}/data"
 "#
     ))
-    .unwrap();
-    let opened = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || urna::service::open(&config)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let server = urna::edge::Server::bind(&config, opened.service.clone())
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    .await;
+    let addr = served.addr;
 
     let scenario: Scenario = toml::from_str(&format!(
         r#"
@@ -63,9 +50,8 @@ sources = "127.4.0.0/24"
     scenario.check().unwrap();
     let report = urna_sim::run(&scenario).await.unwrap();
     println!("{}", report.human());
-    let logged = opened.service.log().size() - 1;
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    let logged = served.logged() - 1;
+    served.stop().await;
     (report, logged)
 }
 

@@ -3,7 +3,8 @@
 //! cast ballots. Voters must still get through; the hostile source must be refused at the
 //! edge. Bounded: a few seconds, a few thousand requests, loopback only.
 
-use urna::config::Config;
+mod common;
+
 use urna_sim::{Scenario, Task};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,7 +13,7 @@ async fn voters_get_through_while_one_source_floods_and_slowloris_holds_connecti
     let d = dir.path().display();
     // Production defaults for every limit (5 ballots/s a source, 100/s a /24, ...); a short
     // header timeout so slowloris connections are seen to be cut within the run.
-    let config = Config::parse(&format!(
+    let served = common::serve(&format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
@@ -26,22 +27,8 @@ demo_voters = 64
 dir = "{d}/data"
 "#
     ))
-    .unwrap();
-    let opened = tokio::task::spawn_blocking({
-        let config = config.clone();
-        move || urna::service::open(&config)
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let server = urna::edge::Server::bind(&config, opened.service.clone())
-        .await
-        .unwrap();
-    let addr = server.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    .await;
+    let addr = served.addr;
 
     // Where the server is and whom to vote as: the same for both runs below.
     let against = format!(
@@ -104,11 +91,11 @@ interval_ms = 200
     assert!(slow.closed_by_server >= 16, "{slow:?}");
 
     // And the log holds exactly the voters' ballots after the manifest.
-    assert_eq!(opened.service.log().size(), 1 + voters.status(201));
+    assert_eq!(served.logged(), 1 + voters.status(201));
 
     // A warm-up sends but does not count: 1 s of warm-up, then 2 counted seconds at 32/s
     // (each voter revotes with a higher seq).
-    let logged_before = opened.service.log().size();
+    let logged_before = served.logged();
     let warm: Scenario = toml::from_str(&format!(
         r#"{against}
 duration_s = 2
@@ -128,7 +115,7 @@ ballots = 128
     warm.check().unwrap();
     let report = urna_sim::run(&warm).await.unwrap();
     let counted = report.task("voters").unwrap();
-    let logged = opened.service.log().size() - logged_before;
+    let logged = served.logged() - logged_before;
     assert_eq!(counted.status(201), counted.answers, "{counted:?}");
     assert!((48..=72).contains(&counted.answers), "{counted:?}");
     // About 32 more were sent and logged in the warm-up, outside the count.
@@ -136,6 +123,5 @@ ballots = 128
         logged >= counted.answers + 24,
         "logged {logged}, {counted:?}"
     );
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    served.stop().await;
 }
