@@ -60,6 +60,17 @@ impl Stages {
     }
 }
 
+/// Awaits `stage`, recording how long it took in `histogram`.
+async fn timed<T>(
+    histogram: &metrics::Histogram,
+    stage: impl std::future::Future<Output = T>,
+) -> T {
+    let started = std::time::Instant::now();
+    let out = stage.await;
+    histogram.record(started.elapsed().as_secs_f64());
+    out
+}
+
 /// Counts a ballot in flight for as long as it lives.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -152,10 +163,7 @@ impl Backend for Service {
             Ok(Precheck::Verify(_)) => {}
         }
         // L6: on the pool, never on this task.
-        let started = std::time::Instant::now();
-        let verdict = self.pool.verify(ballot).await;
-        self.stages.verify.record(started.elapsed().as_secs_f64());
-        let ballot = match verdict {
+        let ballot = match timed(&self.stages.verify, self.pool.verify(ballot)).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return ballot_error(&e),
             Err(PoolError::Full) => return self.overloaded("signature queue full"),
@@ -172,10 +180,7 @@ impl Backend for Service {
             ballot,
             received_ms,
         };
-        let started = std::time::Instant::now();
-        let logged = self.log.submit(submission).await;
-        self.stages.log.record(started.elapsed().as_secs_f64());
-        match logged {
+        match timed(&self.stages.log, self.log.submit(submission)).await {
             Ok(logged) => {
                 let status = if logged.new {
                     StatusCode::CREATED
