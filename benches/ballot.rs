@@ -173,7 +173,7 @@ fn bench_verify(c: &mut Criterion, s: &Setup) {
                         m,
                     ));
                 }
-                v.verify(rand::thread_rng()).unwrap()
+                v.verify(rand10::rng()).unwrap()
             })
         });
         let dalek_msgs: Vec<&[u8]> = msgs.iter().map(|(m, _, _)| m.as_slice()).collect();

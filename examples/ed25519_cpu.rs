@@ -106,7 +106,7 @@ fn main() {
                         m,
                     ));
                 }
-                v.verify(rand::thread_rng()).unwrap();
+                v.verify(rand10::rng()).unwrap();
             }),
         ),
         (

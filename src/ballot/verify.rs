@@ -1,7 +1,7 @@
 //! L6: signature verification, the hot path. The one rule, shared by the server and the
 //! auditor (docs/PROTOCOL.md §Signatures):
 //!
-//! - **Ed25519: ZIP-215** (via `ed25519-zebra` 4). `S` must be canonical (`S < ℓ`); `A`
+//! - **Ed25519: ZIP-215** (via `ed25519-zebra` 5). `S` must be canonical (`S < ℓ`); `A`
 //!   and `R` may be any encoding that decompresses, canonical or not; the check is the
 //!   cofactored equation `[8][S]B = [8]R + [8][k]A` with `k = SHA-512(R ‖ A ‖ M)` over the
 //!   encodings as sent. Chosen because under it single and batch verification accept exactly
@@ -104,9 +104,10 @@ pub fn verify_batch(ballots: Vec<Ballot>) -> Vec<Result<VerifiedBallot, BallotEr
             ed_count += 1;
         }
     }
-    // The batch needs 128 random bits per signature; thread_rng (ChaCha, seeded from the OS)
-    // gives them without a getrandom syscall each, as OsRng would.
-    let ed_all_good = ed_count > 0 && ed_batch.verify(rand::thread_rng()).is_ok();
+    // The batch needs 128 random bits per signature; `rand10::rng()`, the thread-local
+    // ChaCha generator seeded from the OS (rand 0.10: the rand_core zebra 5 takes), gives
+    // them without a getrandom syscall each, as an OS generator would. Taken once a batch.
+    let ed_all_good = ed_count > 0 && ed_batch.verify(rand10::rng()).is_ok();
     if ed_count > 0 && !ed_all_good {
         metrics::counter!("urna_ballot_verify_batch_fallback_total").increment(1);
     }
