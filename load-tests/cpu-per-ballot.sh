@@ -4,7 +4,9 @@
 # (tokio-rt-worker = TLS, HTTP, parse, receipt; urna-verify-* = signatures; urna-log-writer =
 # group commit) and of urna-sim, read over the counted window and divided by the answers
 # counted. On a machine where both share the cores, 1 / (the sum) is the ceiling.
-# Usage: load-tests/cpu-per-ballot.sh [SCENARIO] [CONFIG] [FROM_S] [TO_S]
+# Usage: [URNA_BIN=...] load-tests/cpu-per-ballot.sh [SCENARIO] [CONFIG] [FROM_S] [TO_S]
+#   URNA_BIN: the server binary (default ./target/release/urna); alternate two builds to
+#   compare them.
 #   FROM_S/TO_S: seconds after urna-sim starts (default 10 and 18: after pre-signing 500k
 #   ballots, the settle and the warm-up; inside the 10 s counted).
 # Needs: cargo build --release --workspace
@@ -18,7 +20,10 @@ tick=$(getconf CLK_TCK)
 server=; sim=
 cleanup() { [ -n "$sim" ] && kill "$sim" 2>/dev/null || true; [ -n "$server" ] && kill "$server" 2>/dev/null || true; }
 trap cleanup EXIT
-./target/release/urna serve --config "$config" >/tmp/urna-cpu-server.log 2>&1 &
+# Each run on an empty log, as in throughput-ab.sh (roll, voters and keys are kept).
+storage=$(sed -n 's/^dir = "\(.*\)"/\1/p' "$config" | head -1)
+rm -rf "$storage/log" "$storage/final-checkpoint"
+"${URNA_BIN:-./target/release/urna}" serve --config "$config" >/tmp/urna-cpu-server.log 2>&1 &
 server=$!
 # Bounded: 60 s for the log to open.
 for _ in $(seq 1 120); do

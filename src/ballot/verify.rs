@@ -11,10 +11,12 @@
 //!   independent ZIP-215 implementation an auditor might use.
 //!
 //!   Measured (examples/ed25519_cpu.rs, on-CPU time, and benches/ballot.rs; figures in
-//!   docs/ARCHITECTURE.md): `verify_batch` of 256 ballots costs 16 µs of CPU a signature
-//!   (62k/s per core), of 64 ballots 20 µs, against 35–38 µs for any single verification
-//!   (ring, dalek, zebra); ed25519-dalek's cofactorless `verify_batch` is ~5% cheaper, the
-//!   price of ZIP-215's agreement between batch and single.
+//!   docs/ARCHITECTURE.md): a `verify_batch` of 256 ballots costs less than half of a single
+//!   verification a signature (16 µs against 35–38 µs for ring, dalek or zebra alone on a
+//!   quiet core), and curve25519-dalek 5's AVX-512 IFMA backend (`.cargo/config.toml`)
+//!   takes another ~20% off the batch where the CPU has it; ed25519-dalek's cofactorless
+//!   `verify_batch` is ~5% cheaper, the price of ZIP-215's agreement between batch and
+//!   single.
 //! - **P-256**: ECDSA with SHA-256, `r‖s` fixed-width (ring's `ECDSA_P256_SHA256_FIXED`);
 //!   ring requires `0 < r, s < n` and a key on the curve.
 
