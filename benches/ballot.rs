@@ -1,5 +1,6 @@
 //! Hot paths of L5–L6 (issue 3): parse, roll lookup, rule check, and signature
-//! verification single vs batched for each algorithm.
+//! verification single vs batched for each algorithm; and the auditor's per-bundle work
+//! (`audit_bundle`), which re-verifies every logged signature.
 //!
 //!     cargo bench --bench ballot
 //!
@@ -10,11 +11,13 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::RngCore;
+use urna::audit::check::prepare_bundle;
 use urna::ballot::wire::b64;
 use urna::ballot::{
-    parse_submission, verify, verify_batch, verify_signature, Ballot, Election, Limits, PublicKey,
-    RevotePolicy, Roll, VoterSecret, VoterStates,
+    encode_entry, parse_submission, verify, verify_batch, verify_signature, Ballot, Election,
+    Limits, PublicKey, RevotePolicy, Roll, VoterSecret, VoterStates,
 };
+use urna::log::tiles::push_bundle_entry;
 
 const ROLL_VOTERS: usize = 1_000_000;
 const BATCH: usize = 64;
@@ -214,10 +217,30 @@ fn bench_verify(c: &mut Criterion, s: &Setup) {
     g.finish();
 }
 
+/// One full entry bundle of 256 Ed25519 ballots (512-byte payloads), audited as
+/// `urna audit` does for each bundle: split, strict decode, canonical re-encode, every
+/// signature, every leaf hash. Dominated by the signatures.
+fn bench_audit(c: &mut Criterion, s: &Setup) {
+    let mut bundle = Vec::new();
+    for body in &s.bodies {
+        let b = parse(body);
+        if matches!(b.key(), PublicKey::Ed25519(_)) {
+            push_bundle_entry(&mut bundle, &encode_entry(&verify(b).unwrap(), 1_000));
+        }
+    }
+    let mut g = c.benchmark_group("audit_bundle");
+    g.throughput(Throughput::Elements(256));
+    g.bench_function("ed25519_256", |b| {
+        b.iter(|| prepare_bundle(1, 256, black_box(&bundle), Vec::new()).unwrap())
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let s = setup();
     bench_l5(c, &s);
     bench_verify(c, &s);
+    bench_audit(c, &s);
 }
 
 criterion_group! {
