@@ -4,8 +4,10 @@
 //! Two steps per entry bundle:
 //! - [`prepare_bundle`] — pure and independent of every other bundle, so bundles are
 //!   prepared in parallel: split the bundle, decode each entry strictly and re-encode it
-//!   (one byte string per entry), verify each ballot's signature with the server's own
-//!   [`crate::ballot::verify_signature`] (ZIP-215 / ring P-256), hash the leaves.
+//!   (one byte string per entry), verify the bundle's ballot signatures as one batch with
+//!   the server's own [`crate::ballot::verify_signatures`] (ZIP-215 / ring P-256: the batch
+//!   accepts exactly what one-by-one checks would, and a failed batch is re-checked one by
+//!   one to name the entry), hash the leaves.
 //! - [`LogAudit::apply`] — in log order: the manifest against the roll and the key, the
 //!   election and revote rules through the server's own state machine
 //!   ([`VoterStates::replay`]) rebuilt from nothing but the roll file and the manifest, the
@@ -20,7 +22,10 @@ use serde::Serialize;
 use super::proof::{leaf_hash, Digest32};
 use super::receipt::{CheckpointBody, ReceiptError};
 use super::tree::{DueTile, TreeBuilder};
-use crate::ballot::{decode_entry, Alg, Entry, Manifest, Roll, VoterId, VoterStates};
+use crate::ballot::{
+    decode_entry, verify_signatures, Alg, Entry, LoggedBallot, Manifest, Roll, SignedItem, VoterId,
+    VoterStates,
+};
 use crate::log::tiles::{Resource, TILE_WIDTH};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -132,6 +137,11 @@ pub struct PreparedBundle {
 /// Splits entry bundle `index` (which must hold `width` entries), decodes and checks every
 /// entry on its own: strict decoding, canonical re-encoding, entry 0 a manifest and no other
 /// entry one, every ballot's signature. `leaf_tile` is carried along for [`LogAudit::apply`].
+///
+/// The signatures are checked together after the entries are split and decoded (one batch
+/// costs less than half of the one-by-one checks a signature), yet the error is the one a
+/// check in log order would meet first: a bad signature before the first undecodable or
+/// misframed entry is reported, not the later fault.
 pub fn prepare_bundle(
     index: u64,
     width: u32,
@@ -141,6 +151,7 @@ pub fn prepare_bundle(
     let path = bundle_path(index, width);
     let mut rest = bundle;
     let mut entries = Vec::with_capacity(width as usize);
+    let mut fault = None;
     // Bounded: each turn consumes at least the 2-byte length.
     while !rest.is_empty() {
         let bad = |reason: String| AuditError::Bundle {
@@ -149,28 +160,57 @@ pub fn prepare_bundle(
         };
         let n = entries.len() as u64;
         if n == u64::from(width) {
-            return Err(bad(format!(
+            fault = Some(bad(format!(
                 "{} bytes after its {width} entries",
                 rest.len()
             )));
+            break;
         }
         let [a, b, tail @ ..] = rest else {
-            return Err(bad(format!("entry {n} of the bundle: truncated length")));
+            fault = Some(bad(format!("entry {n} of the bundle: truncated length")));
+            break;
         };
         let len = usize::from(u16::from_be_bytes([*a, *b]));
         if tail.len() < len {
-            return Err(bad(format!(
+            fault = Some(bad(format!(
                 "entry {n} of the bundle: {len} bytes announced, {} left",
                 tail.len()
             )));
+            break;
         }
         let (bytes, more) = tail.split_at(len);
         rest = more;
-        let global = index * TILE_WIDTH + n;
-        entries.push(PreparedEntry {
-            leaf: leaf_hash(bytes),
-            entry: check_entry(global, bytes)?,
-        });
+        match decode_checked(index * TILE_WIDTH + n, bytes) {
+            Ok(entry) => entries.push(PreparedEntry {
+                leaf: leaf_hash(bytes),
+                entry,
+            }),
+            Err(e) => {
+                fault = Some(e);
+                break;
+            }
+        }
+    }
+    // Every entry before the first fault, whose signatures a check in log order would
+    // have met first.
+    let ballots: Vec<(u64, &LoggedBallot, Vec<u8>)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(n, e)| match &e.entry {
+            Entry::Ballot(lb) => Some((n as u64, lb, lb.ballot.signed_message())),
+            Entry::Manifest(_) => None,
+        })
+        .collect();
+    let items: Vec<SignedItem<'_>> = ballots
+        .iter()
+        .map(|(_, lb, m)| (&lb.ballot.key, m.as_slice(), &lb.ballot.sig))
+        .collect();
+    let verdicts = verify_signatures(&items);
+    if let Some(((n, lb, _), _)) = ballots.iter().zip(&verdicts).find(|(_, v)| v.is_err()) {
+        return Err(signature_fault(index * TILE_WIDTH + n, lb));
+    }
+    if let Some(fault) = fault {
+        return Err(fault);
     }
     if entries.len() as u64 != u64::from(width) {
         return Err(AuditError::Bundle {
@@ -185,9 +225,10 @@ pub fn prepare_bundle(
     })
 }
 
-/// Entry `index` on its own: decodes, is the one encoding of what it decodes to, is the
-/// right kind for its place, and (a ballot) carries a valid signature.
-pub fn check_entry(index: u64, bytes: &[u8]) -> Result<Entry, AuditError> {
+/// Entry `index` on its own, but for its signature ([`prepare_bundle`] checks those a bundle
+/// at a time): decodes, is the one encoding of what it decodes to, and is the right kind for
+/// its place.
+fn decode_checked(index: u64, bytes: &[u8]) -> Result<Entry, AuditError> {
     let bad = |reason: String| AuditError::Entry { index, reason };
     let entry = decode_entry(bytes).map_err(|e| bad(format!("does not decode: {e}")))?;
     match (&entry, index) {
@@ -203,17 +244,21 @@ pub fn check_entry(index: u64, bytes: &[u8]) -> Result<Entry, AuditError> {
             if lb.encode() != bytes {
                 return Err(bad("not in its canonical encoding".into()));
             }
-            lb.verify_signature().map_err(|_| {
-                bad(format!(
-                    "the {} signature of voter {} (seq {}) does not verify",
-                    lb.ballot.alg(),
-                    lb.ballot.voter_text(),
-                    lb.ballot.seq()
-                ))
-            })?;
         }
     }
     Ok(entry)
+}
+
+fn signature_fault(index: u64, lb: &LoggedBallot) -> AuditError {
+    AuditError::Entry {
+        index,
+        reason: format!(
+            "the {} signature of voter {} (seq {}) does not verify",
+            lb.ballot.alg(),
+            lb.ballot.voter_text(),
+            lb.ballot.seq()
+        ),
+    }
 }
 
 /// What an audit that passed found.
@@ -773,6 +818,80 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 1;
         assert!(err(&bad, 2).starts_with("entry 1: the ed25519 signature of voter "));
+    }
+
+    #[test]
+    fn a_bad_signature_is_named_in_log_order_though_the_bundle_is_checked_as_one_batch() {
+        // 20 voters, every fifth P-256: a bundle mixing both algorithms, as a log does.
+        let f = fixture(20, RevotePolicy::Last);
+        let mut good = vec![f.manifest()];
+        good.extend(f.voters[..19].iter().map(|v| f.ballot(v, 1, 1500)));
+        let forged = |mut e: Vec<u8>| {
+            let n = e.len();
+            e[n - 64] ^= 1; // R, the signature's first half
+            e
+        };
+        let bundle_of = |entries: &[Vec<u8>]| {
+            let mut b = Vec::new();
+            for e in entries {
+                push_bundle_entry(&mut b, e);
+            }
+            b
+        };
+        let err = |entries: &[Vec<u8>]| {
+            prepare_bundle(0, 20, &bundle_of(entries), Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(prepare_bundle(0, 20, &bundle_of(&good), Vec::new()).is_ok());
+
+        // Entry 5 is voter 4's, a P-256 ballot; 8 and 13 are Ed25519. The first in log
+        // order is named, whichever algorithm and however many the batch held.
+        let mut log = good.clone();
+        log[13] = forged(log[13].clone());
+        assert!(
+            err(&log).starts_with("entry 13: the ed25519 signature"),
+            "{}",
+            err(&log)
+        );
+        log[8] = forged(log[8].clone());
+        assert!(
+            err(&log).starts_with("entry 8: the ed25519 signature"),
+            "{}",
+            err(&log)
+        );
+        log[5] = forged(log[5].clone());
+        assert!(
+            err(&log).starts_with("entry 5: the p256 signature"),
+            "{}",
+            err(&log)
+        );
+
+        // A bad signature before a later fault is the one reported, and after an earlier
+        // fault it is not: as if every entry were checked alone, in order.
+        let mut log = good.clone();
+        log[8] = forged(log[8].clone());
+        log[11] = f.manifest();
+        assert!(
+            err(&log).starts_with("entry 8: the ed25519"),
+            "{}",
+            err(&log)
+        );
+        log[3] = f.manifest();
+        assert_eq!(err(&log), "entry 3: a second manifest");
+        let mut log = good.clone();
+        log[8] = forged(log[8].clone());
+        let mut cut = bundle_of(&log);
+        cut.truncate(cut.len() - 10);
+        let e = prepare_bundle(0, 20, &cut, Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("entry 8: the ed25519"), "{e}");
+        log[8] = good[8].clone();
+        let e = prepare_bundle(0, 20, &bundle_of(&log)[..cut.len()], Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("entry 19 of the bundle: "), "{e}");
     }
 
     #[test]

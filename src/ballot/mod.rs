@@ -32,5 +32,7 @@ pub use error::BallotError;
 pub use keys::{AlgMix, VoterKeyRecord, VoterSecret};
 pub use roll::{Roll, RollError, VoterId};
 pub use state::{Admitted, Decision, Precheck, ReplayError, VoterRecord, VoterStates};
-pub use verify::{verify, verify_batch, verify_signature, VerifiedBallot};
+pub use verify::{
+    verify, verify_batch, verify_signature, verify_signatures, SignedItem, VerifiedBallot,
+};
 pub use wire::{parse_submission, signed_message, Alg, Ballot, BallotDigest, Limits, PublicKey};

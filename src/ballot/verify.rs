@@ -77,14 +77,8 @@ pub fn verify(ballot: Ballot) -> Result<VerifiedBallot, BallotError> {
     Ok(VerifiedBallot { ballot, digest })
 }
 
-/// Verify many ballots; result `i` belongs to ballot `i`.
-///
-/// Ed25519 ballots are checked together in one batch (one multiscalar multiplication). If
-/// the batch fails, each is re-checked alone, so a bad signature is attributed to its own
-/// ballot and never sinks its neighbours. That fallback costs a full single verification
-/// per ballot: a source that keeps sending bad signatures makes batches expensive, which is
-/// why the edge penalises such sources (DESIGN §1, L6). P-256 has no batch form and is
-/// verified one by one.
+/// Verify many ballots; result `i` belongs to ballot `i`. The server's L6, through
+/// [`verify_signatures`].
 pub fn verify_batch(ballots: Vec<Ballot>) -> Vec<Result<VerifiedBallot, BallotError>> {
     let prepared: Vec<(Ballot, Vec<u8>)> = ballots
         .into_iter()
@@ -93,15 +87,45 @@ pub fn verify_batch(ballots: Vec<Ballot>) -> Vec<Result<VerifiedBallot, BallotEr
             (b, m)
         })
         .collect();
+    let items: Vec<SignedItem<'_>> = prepared
+        .iter()
+        .map(|(b, m)| (&b.key, m.as_slice(), &b.sig))
+        .collect();
+    let verdicts = verify_signatures(&items);
+    prepared
+        .into_iter()
+        .zip(verdicts)
+        .map(|((ballot, message), verdict)| {
+            verdict?;
+            let digest = ballot_digest(&message, &ballot.sig);
+            Ok(VerifiedBallot { ballot, digest })
+        })
+        .collect()
+}
 
+/// One signature to check: the key, the exact signed bytes, the signature.
+pub type SignedItem<'a> = (&'a PublicKey, &'a [u8], &'a [u8; 64]);
+
+/// Verify many signatures under the rule above; result `i` belongs to item `i`, and is
+/// exactly what [`verify_signature`] gives for it alone. The server (through
+/// [`verify_batch`]) and the auditor (a bundle of log entries at a time) both run this.
+///
+/// Ed25519 signatures are checked together in one batch (one multiscalar multiplication).
+/// If the batch fails, each is re-checked alone, so a bad signature is attributed to its
+/// own item and never sinks its neighbours. That fallback costs a full single verification
+/// per item: a source that keeps sending bad signatures makes batches expensive, which is
+/// why the edge penalises such sources (DESIGN §1, L6). P-256 has no batch form and is
+/// verified one by one. ZIP-215 is what makes the batch safe: under it a batch accepts
+/// exactly when every one of its signatures would alone.
+pub fn verify_signatures(items: &[SignedItem<'_>]) -> Vec<Result<(), BallotError>> {
     let mut ed_batch = batch::Verifier::new();
     let mut ed_count = 0usize;
-    for (b, m) in &prepared {
-        if let PublicKey::Ed25519(k) = &b.key {
+    for (key, message, sig) in items {
+        if let PublicKey::Ed25519(k) = key {
             ed_batch.queue((
                 VerificationKeyBytes::from(*k),
-                Signature::from_bytes(&b.sig),
-                m,
+                Signature::from_bytes(sig),
+                message,
             ));
             ed_count += 1;
         }
@@ -113,16 +137,14 @@ pub fn verify_batch(ballots: Vec<Ballot>) -> Vec<Result<VerifiedBallot, BallotEr
     if ed_count > 0 && !ed_all_good {
         metrics::counter!("urna_ballot_verify_batch_fallback_total").increment(1);
     }
-
-    prepared
-        .into_iter()
-        .map(|(ballot, message)| {
-            let batched_ok = ed_all_good && matches!(ballot.key, PublicKey::Ed25519(_));
-            if !batched_ok {
-                verify_signature(&ballot.key, &message, &ballot.sig)?;
+    items
+        .iter()
+        .map(|(key, message, sig)| {
+            if ed_all_good && matches!(key, PublicKey::Ed25519(_)) {
+                Ok(())
+            } else {
+                verify_signature(key, message, sig)
             }
-            let digest = ballot_digest(&message, &ballot.sig);
-            Ok(VerifiedBallot { ballot, digest })
         })
         .collect()
 }
