@@ -335,6 +335,9 @@ struct AuditArgs {
     /// up to 16 MiB).
     #[arg(long, default_value_t = 8)]
     bundles_ahead: usize,
+    /// Say on stderr how far the audit has got, at most this often; 0: never.
+    #[arg(long, default_value_t = 10_000)]
+    progress_ms: u64,
 }
 
 impl AuditArgs {
@@ -414,6 +417,8 @@ fn audit(args: AuditArgs) -> i32 {
             previous,
             bundles_ahead: args.bundles_ahead,
             save_to: args.save_to.clone(),
+            progress_every: (args.progress_ms > 0)
+                .then(|| std::time::Duration::from_millis(args.progress_ms)),
         })
     })();
     let req = match prepared {

@@ -299,6 +299,23 @@ async fn audit_of_a_live_server_passes_with_the_right_counts_and_extends_an_earl
     assert!(offline
         .stdout
         .contains(&format!("root:              {root}")));
+    // A short audit says nothing more at the default pace (every 10 s); asked to, it says
+    // how far it has got after each bundle, on stderr, leaving stdout to the result.
+    assert!(
+        !offline.stderr.contains("entries checked"),
+        "{}",
+        offline.stderr
+    );
+    let chatty = e.audit_dir(m, &["--progress-ms", "1"]);
+    assert_eq!(chatty.code, 0, "{}\n{}", chatty.stdout, chatty.stderr);
+    let first = format!("audit: 256 of {} entries checked (", e.ballots + 1);
+    assert!(chatty.stderr.starts_with(&first), "{}", chatty.stderr);
+    // The same summary (but for the first line's time).
+    assert!(chatty
+        .stdout
+        .lines()
+        .skip(1)
+        .eq(offline.stdout.lines().skip(1)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::check::{
     bundle_path, bundle_prefix, bundles, prepare_bundle, AuditError, LogAudit, PreparedBundle,
@@ -37,6 +38,11 @@ pub struct AuditRequest {
     pub bundles_ahead: usize,
     /// Keep a copy of every file fetched here (a mirror of what was audited).
     pub save_to: Option<PathBuf>,
+    /// Say on stderr how far the audit has got, at most this often (`None`: never). Over
+    /// the network an audit goes at the server's read pace (~1,900 entries/s at the
+    /// defaults), so a 10M-ballot election takes hours: without a sign of life an observer
+    /// cannot tell a slow audit from a stuck one.
+    pub progress_every: Option<Duration>,
 }
 
 /// Runs the audit. `Ok` only if every check passed.
@@ -56,6 +62,9 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
 
     let mut todo = bundles(size);
     let mut inflight = Inflight(VecDeque::new());
+    let started = Instant::now();
+    let mut said = started;
+    let mut checked = 0u64;
     let ahead = req.bundles_ahead.max(1);
     // Bounded: each turn applies one bundle, and there are ceil(size / 256) of them.
     loop {
@@ -89,9 +98,17 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
             path: task_path,
             reason: format!("its fetch task failed: {e}"),
         })??;
+        checked += prepared.entries.len() as u64;
         for tile in audit.apply(prepared)? {
             let bytes = fetch(&src, save_to.as_ref(), &tile.path(), MAX_TILE_BYTES).await?;
             audit.check_tile(&tile, &bytes)?;
+        }
+        if req
+            .progress_every
+            .is_some_and(|every| said.elapsed() >= every)
+        {
+            eprintln!("{}", progress_line(checked, size, started.elapsed()));
+            said = Instant::now();
         }
     }
     for tile in audit.final_tiles() {
@@ -102,6 +119,35 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
         audit.check_tile(&tile, &bytes)?;
     }
     audit.finish()
+}
+
+/// `audit: 512000 of 10000000 entries checked (5.1%) in 270 s, 1896 a second, about 83 min
+/// left`: the time left is at the rate so far.
+pub fn progress_line(checked: u64, size: u64, elapsed: Duration) -> String {
+    let percent = if size == 0 {
+        100.0
+    } else {
+        100.0 * checked as f64 / size as f64
+    };
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 {
+        checked as f64 / secs
+    } else {
+        0.0
+    };
+    let left = if rate >= 1.0 {
+        let s = size.saturating_sub(checked) as f64 / rate;
+        if s < 120.0 {
+            format!("about {s:.0} s left")
+        } else {
+            format!("about {:.0} min left", s / 60.0)
+        }
+    } else {
+        "time left unknown".to_owned()
+    };
+    format!(
+        "audit: {checked} of {size} entries checked ({percent:.1}%) in {secs:.0} s, {rate:.0} a second, {left}"
+    )
 }
 
 /// A tile level or the entry bundles.
@@ -209,4 +255,27 @@ async fn fetch(
             })?;
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_says_how_far_how_fast_and_how_long_to_go() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            progress_line(512_000, 10_000_000, s(270)),
+            "audit: 512000 of 10000000 entries checked (5.1%) in 270 s, 1896 a second, \
+             about 83 min left"
+        );
+        assert_eq!(
+            progress_line(256, 264, s(1)),
+            "audit: 256 of 264 entries checked (97.0%) in 1 s, 256 a second, about 0 s left"
+        );
+        // Nothing checked yet, or no time measured: no rate to guess from.
+        assert!(progress_line(0, 1000, s(3)).ends_with("0 a second, time left unknown"));
+        assert!(progress_line(5, 1000, Duration::ZERO).ends_with("time left unknown"));
+        assert!(progress_line(0, 0, s(1)).contains("(100.0%)"));
+    }
 }

@@ -68,7 +68,8 @@ pub struct LoggedBallot {
 }
 
 impl LoggedBallot {
-    /// Re-verify the voter's signature from the entry alone (the auditor's check).
+    /// Re-verify the voter's signature from this entry alone (`urna audit` checks a
+    /// bundle's together, under the same rule: `verify_signatures`).
     pub fn verify_signature(&self) -> Result<(), BallotError> {
         verify_signature(
             &self.ballot.key,
