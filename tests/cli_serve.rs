@@ -120,4 +120,8 @@ fn first_start_generates_cert_log_key_and_demo_electorate_and_says_where_they_ar
         .map(str::trim)
         .expect("verifier key line");
     assert!(vkey.starts_with("urna.localhost/demo-2026+"), "{vkey}");
+    // Which curve backend verifies signatures, so an operator sees a build that lost it.
+    let backend = urna::ballot::Ed25519Backend::detect().label();
+    let line = format!("signatures:   ed25519 on the {backend} backend");
+    assert!(stdout.lines().any(|l| l == line), "{stdout}");
 }

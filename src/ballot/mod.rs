@@ -33,6 +33,7 @@ pub use keys::{AlgMix, VoterKeyRecord, VoterSecret};
 pub use roll::{Roll, RollError, VoterId};
 pub use state::{Admitted, Decision, Precheck, ReplayError, VoterRecord, VoterStates};
 pub use verify::{
-    verify, verify_batch, verify_signature, verify_signatures, SignedItem, VerifiedBallot,
+    verify, verify_batch, verify_signature, verify_signatures, Ed25519Backend, SignedItem,
+    VerifiedBallot,
 };
 pub use wire::{parse_submission, signed_message, Alg, Ballot, BallotDigest, Limits, PublicKey};

@@ -15,6 +15,7 @@ use super::gate::BallotGate;
 use super::Service;
 use crate::ballot::keys::{write_electorate, AlgMix};
 use crate::ballot::pool::VerifierPool;
+use crate::ballot::Ed25519Backend;
 use crate::ballot::{Manifest, Roll, VoterStates};
 use crate::config::{Config, ConfigError};
 use crate::log::{Log, LogKey};
@@ -153,6 +154,10 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
         config.signatures.max_batch.get(),
     )
     .map_err(io("starting verification threads", Path::new("-")))?;
+    let stages = super::Stages::new();
+    // After Stages::new, which installs the recorder the gauge must bind to.
+    let backend = Ed25519Backend::detect();
+    metrics::gauge!("urna_ed25519_backend", "backend" => backend.label()).set(1.0);
 
     let election_json = election_json(config, &roll, &manifest, &verifier_key, &origin);
     let log_size = log.size();
@@ -164,7 +169,7 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
         election_json,
         in_flight: AtomicUsize::new(0),
         retry_after_s: config.limits.overloaded_retry_after_s.into(),
-        stages: super::Stages::new(),
+        stages,
     });
     Ok(Opened {
         service,
