@@ -492,6 +492,10 @@ async fn refusals_are_counted_by_layer_and_reason_in_metrics() {
     };
     assert_eq!(stage_count("verify"), Some(2.0), "{text}");
     assert_eq!(stage_count("log"), Some(1.0), "{text}");
+    // Which curve backend verifies Ed25519 (a node built without IFMA shows here).
+    let backend = urna::ballot::Ed25519Backend::detect().label();
+    let gauge = format!("urna_ed25519_backend{{backend=\"{backend}\"}} 1");
+    assert!(text.lines().any(|l| l == gauge), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
