@@ -165,7 +165,7 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     println!("verifier key: {}", opened.verifier_key);
     let backend = urna::ballot::Ed25519Backend::detect();
     println!("signatures:   ed25519 on the {} backend", backend.label());
-    if backend.ifma_left_out() {
+    if urna::ballot::Ed25519Backend::ifma_left_out() {
         // RUSTFLAGS replaces .cargo/config.toml's flags instead of adding to them.
         tracing::warn!(
             "this CPU has AVX-512 IFMA, which this build left out (~20% of the signature \
