@@ -17,7 +17,8 @@ use http_body_util::Full;
 use urna::config::LimitsConfig;
 use urna::edge::accept::AcceptGate;
 use urna::edge::admission::{Admission, Class};
-use urna::edge::router::{handle, ConnState, Front};
+use urna::edge::overload::Overload;
+use urna::edge::router::{handle, Front};
 
 #[path = "../examples/support/null_backend.rs"]
 mod null_backend;
@@ -70,8 +71,17 @@ fn router(c: &mut Criterion) {
         &LimitsConfig::default(),
         urna::edge::metrics::install(),
         vec![],
+        Arc::new(Overload::new(&LimitsConfig::default())),
     );
-    let conn = ConnState::new("198.51.100.7".parse().unwrap());
+    // A slot in the table, as a connection has. The source lands in the penalty box after
+    // its first strikes: the bench measures the 429 path with the box's bookkeeping.
+    let held = front
+        .gate
+        .table
+        .insert("198.51.100.7".parse().unwrap())
+        .0
+        .unwrap();
+    let conn = held.state().clone();
     c.bench_function("router_ballot_rate_limited_429", |b| {
         b.iter(|| {
             let req = Request::post("/v1/ballots")

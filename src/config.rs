@@ -131,19 +131,85 @@ pub struct LimitsConfig {
     pub new_connections_per_source_per_s: NonZeroU32,
     /// Burst allowance above that rate (a browser opens a few connections at once).
     pub new_connections_burst: NonZeroU32,
-    /// Most sources tracked by L1. The table is keyed by what the network chooses, so it has
-    /// a cap; past it idle sources are evicted, oldest first. Must exceed `max_connections`
-    /// so a source with live connections never needs evicting.
+    /// Most open connections from one prefix (IPv4 /24, IPv6 /48): a botnet concentrated in
+    /// a few subnets cannot fill the table from under the per-source cap. Generous, since a
+    /// campus or carrier NAT puts many real voters behind one prefix.
+    pub max_connections_per_prefix: NonZeroU32,
+    /// New connections per second from one prefix, sustained (as the per-source rate, for
+    /// the subnet: a botnet in one /24 costs at most this many handshakes a second).
+    pub new_connections_per_prefix_per_s: NonZeroU32,
+    /// Burst allowance above the per-prefix rate.
+    pub new_connections_burst_per_prefix: NonZeroU32,
+    /// Most sources (and, separately, prefixes) tracked by L1. The tables are keyed by what
+    /// the network chooses, so they have a cap; past it idle entries are evicted, oldest
+    /// first. Must exceed `max_connections` so an entry with live connections never needs
+    /// evicting.
     pub max_tracked_sources: NonZeroUsize,
+    /// The kernel's queue of connections waiting for `accept()` (capped by the system's
+    /// `net.core.somaxconn`). The accept loop never waits on anything else, so this only
+    /// has to absorb a burst between two wake-ups; too small and the kernel drops SYNs.
+    pub listen_backlog: NonZeroU32,
+    /// When the connection table is full, how many of its least valuable connections one
+    /// newcomer reclaims at once (idle keep-alive first, then silent and stalled ones,
+    /// oldest first; never one with a request being processed). Reclaiming a few at a time
+    /// (as nginx's drain does, 32) amortises the scan of the table over several newcomers.
+    pub reclaim_batch: NonZeroUsize,
+
+    // ---- penalty box (L1, fed by L4's refusals) ----
+    /// A source that has been answered 429 this many times within `penalty_box_window_ms`
+    /// ignores Retry-After: its connection is closed and it is refused at accept for
+    /// `penalty_box_cooldown_ms`, so that its further requests cost an accept and a close,
+    /// not a TLS record and an HTTP answer each. A voter who honours Retry-After gets a
+    /// handful of 429s at most.
+    pub penalty_box_strikes: NonZeroU32,
+    /// The window in which the strikes are counted.
+    pub penalty_box_window_ms: u64,
+    /// How long a boxed source is refused at accept. Short: the box is per source (IPv4
+    /// /32, IPv6 /64), never per prefix, and a voter behind a boxed address gets in again
+    /// soon.
+    pub penalty_box_cooldown_ms: u64,
+    /// Most sources the penalty box tracks (strikes or boxed). Keyed by what the network
+    /// chooses, so bounded: past it, expired entries go first, then the oldest.
+    pub max_penalized_sources: NonZeroUsize,
+
+    // ---- overload manager (L1–L3) ----
+    /// A connection that has sent no byte this long after accept is closed. Separate from
+    /// the handshake timeout, and short: a silent connection proves nothing and holds a
+    /// slot of the connection table.
+    pub first_byte_timeout_ms: u64,
+    /// Above this fill (percent) of the connection table or of the handshake slots, every
+    /// L1–L3 timeout starts to shrink (as Envoy's overload manager `reduce_timeouts`)...
+    pub overload_scale_from_pct: u8,
+    /// ...and at this fill it has reached its `*_min_ms`. Timeouts recover as pressure falls.
+    pub overload_saturated_pct: u8,
+    /// How often the overload manager measures pressure and closes connections that have
+    /// outlived their (scaled) timeout for the phase they are in.
+    pub overload_tick_ms: u64,
+    /// `first_byte_timeout_ms` under full pressure. Each `*_min_ms` above its full timeout
+    /// counts as the full timeout.
+    pub first_byte_timeout_min_ms: u64,
+    /// `handshake_timeout_ms` under full pressure.
+    pub handshake_timeout_min_ms: u64,
+    /// `header_read_timeout_ms` under full pressure.
+    pub header_read_timeout_min_ms: u64,
+    /// `body_timeout_ms` under full pressure.
+    pub body_timeout_min_ms: u64,
+    /// `keep_alive_idle_ms` under full pressure.
+    pub keep_alive_idle_min_ms: u64,
 
     // ---- L2 TLS ----
-    /// A handshake (and PROXY header) not finished in this time is dropped: a client that
-    /// stalls mid-handshake cannot hold a handshake slot.
+    /// A handshake not finished this long after its first byte is dropped: a client that
+    /// stalls mid-handshake (a partial ClientHello, a missing Finished) cannot hold a slot.
     pub handshake_timeout_ms: u64,
-    /// Most handshakes in flight. A handshake costs far more CPU than a request; past this
-    /// many, new connections wait in the kernel's accept queue instead of starving requests
-    /// already inside.
+    /// Most handshakes doing crypto at once: counted from the moment a whole ClientHello has
+    /// arrived, never before (a silent or half-sent hello costs no slot, so it cannot hold
+    /// the door shut on voters). A full handshake costs far more CPU than a request; past
+    /// this many, a new hello waits for a slot (within its handshake timeout) instead of
+    /// starving the requests already inside.
     pub max_handshakes_in_flight: NonZeroUsize,
+    /// Stateless TLS session tickets (rustls' rotating ticketer): a voter who retries, or
+    /// comes back to check a receipt, resumes without a full handshake.
+    pub tls_session_tickets: bool,
 
     // ---- L3 HTTP ----
     /// The whole request head must arrive within this time (slowloris).
@@ -351,9 +417,28 @@ impl Default for LimitsConfig {
             max_connections_per_source: nz32(64),
             new_connections_per_source_per_s: nz32(20),
             new_connections_burst: nz32(40),
+            max_connections_per_prefix: nz32(1_024),
+            new_connections_per_prefix_per_s: nz32(400),
+            new_connections_burst_per_prefix: nz32(800),
             max_tracked_sources: nz(100_000),
+            listen_backlog: nz32(4_096),
+            reclaim_batch: nz(16),
+            penalty_box_strikes: nz32(50),
+            penalty_box_window_ms: 10_000,
+            penalty_box_cooldown_ms: 30_000,
+            max_penalized_sources: nz(65_536),
+            first_byte_timeout_ms: 3_000,
+            overload_scale_from_pct: 50,
+            overload_saturated_pct: 95,
+            overload_tick_ms: 100,
+            first_byte_timeout_min_ms: 250,
+            handshake_timeout_min_ms: 1_000,
+            header_read_timeout_min_ms: 1_000,
+            body_timeout_min_ms: 1_000,
+            keep_alive_idle_min_ms: 1_000,
             handshake_timeout_ms: 5_000,
             max_handshakes_in_flight: nz(256),
+            tls_session_tickets: true,
             header_read_timeout_ms: 5_000,
             max_header_bytes: 16 * 1024,
             max_headers: nz(64),
@@ -475,10 +560,44 @@ impl Config {
             ("limits.keep_alive_idle_ms", l.keep_alive_idle_ms),
             ("limits.body_timeout_ms", l.body_timeout_ms),
             ("limits.limiter_sweep_ms", l.limiter_sweep_ms),
+            ("limits.first_byte_timeout_ms", l.first_byte_timeout_ms),
+            ("limits.overload_tick_ms", l.overload_tick_ms),
+            ("limits.penalty_box_window_ms", l.penalty_box_window_ms),
+            ("limits.penalty_box_cooldown_ms", l.penalty_box_cooldown_ms),
         ] {
             if ms == 0 {
                 return invalid(key, "must be above zero");
             }
+        }
+        // A `*_min_ms` above its full timeout is taken as the full timeout (who shortens only
+        // the full one means "this short, always"), so only zero is refused here.
+        for (key, min) in [
+            (
+                "limits.first_byte_timeout_min_ms",
+                l.first_byte_timeout_min_ms,
+            ),
+            (
+                "limits.handshake_timeout_min_ms",
+                l.handshake_timeout_min_ms,
+            ),
+            (
+                "limits.header_read_timeout_min_ms",
+                l.header_read_timeout_min_ms,
+            ),
+            ("limits.body_timeout_min_ms", l.body_timeout_min_ms),
+            ("limits.keep_alive_idle_min_ms", l.keep_alive_idle_min_ms),
+        ] {
+            if min == 0 {
+                return invalid(key, "must be above zero");
+            }
+        }
+        if !(l.overload_scale_from_pct < l.overload_saturated_pct
+            && l.overload_saturated_pct <= 100)
+        {
+            return invalid(
+                "limits.overload_scale_from_pct",
+                "must be below limits.overload_saturated_pct, which is at most 100",
+            );
         }
         // The encoded body carries the base64 payload (4/3 larger) plus the other fields.
         let needed = self.election.max_payload_bytes.get() / 3 * 4 + 1024;

@@ -173,6 +173,22 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
              RUSTFLAGS (docs/OPERATIONS.md)"
         );
     }
+    match urna::edge::raise_fd_limit() {
+        Ok(limit) => {
+            // Room for the table plus the log's files, the listeners and the runtime.
+            let needed = config.limits.max_connections.get() as u64 + 256;
+            println!("open files:   up to {limit}");
+            if limit < needed {
+                tracing::warn!(
+                    limit,
+                    needed,
+                    "the open-file limit is below limits.max_connections plus a margin: \
+                     accept will fail with EMFILE first (raise LimitNOFILE / ulimit -Hn)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.server.worker_threads {
         rt.worker_threads(n.get());

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use net::*;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 fn tmp() -> tempfile::TempDir {
@@ -84,6 +84,43 @@ async fn idle_keep_alive_connection_is_closed() {
     assert!(
         took >= Duration::from_millis(200) && took < Duration::from_secs(2),
         "{took:?}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn idle_http1_connection_lives_for_keep_alive_idle_not_the_header_timeout() {
+    // hyper's header timer runs from one answer to the next head; the idle phase is the
+    // overload manager's, with its own (longer) timeout.
+    let limits = "header_read_timeout_ms = 300\nkeep_alive_idle_ms = 1500";
+    let (_dir, srv) = serve_double("", limits).await;
+    let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    assert!(
+        !closed_within(&mut tls, Duration::from_millis(800)).await,
+        "closed at the header timeout"
+    );
+    // Still usable, then closed at the keep-alive timeout.
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let n = tls.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let idle = Instant::now();
+    assert!(closed_within(&mut tls, Duration::from_secs(5)).await);
+    let took = idle.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_200) && took < Duration::from_secs(4),
+        "{took:?} (first idle stretch began {:?} ago)",
+        started.elapsed()
     );
     srv.stop().await;
 }
@@ -330,7 +367,7 @@ async fn reset_streams(srv: &Running, n: usize) -> (bool, Option<h2::Error>) {
 
 #[tokio::test]
 async fn h2_rapid_reset_flood_loses_its_connection() {
-    let limits = "h2_max_pending_accept_reset_streams = 5\nh2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000\nh2_max_concurrent_streams = 1000";
+    let limits = "h2_max_pending_accept_reset_streams = 5\nh2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000\nreads_burst_per_prefix = 10000\nh2_max_concurrent_streams = 1000";
     let (_dir, srv) = serve_double("", limits).await;
     // Control: a few resets under the limit leave the connection usable.
     let (served, _) = reset_streams(&srv, 3).await;
@@ -347,7 +384,7 @@ async fn h2_rapid_reset_flood_loses_its_connection() {
 
     // The same flood against a server configured with a far higher limit keeps its
     // connection: the key above, not some other default, is what cut it.
-    let limits = "h2_max_pending_accept_reset_streams = 100000\nh2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000\nh2_max_concurrent_streams = 1000";
+    let limits = "h2_max_pending_accept_reset_streams = 100000\nh2_max_local_error_reset_streams = 100000\nreads_burst_per_source = 10000\nreads_burst_per_prefix = 10000\nh2_max_concurrent_streams = 1000";
     let (_dir, srv) = serve_double("", limits).await;
     let (_, err) = reset_streams(&srv, 2000).await;
     assert!(

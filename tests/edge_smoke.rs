@@ -1,6 +1,7 @@
 //! A bounded smoke load: one hostile source floods ballots while twenty voters (other
 //! sources, announced through a trusted PROXY v2 peer) each cast one. Every voter's ballot
-//! must be taken; the flood must die at L4 with 429s.
+//! must be taken; the flood must die at L4 with 429s, and — since it ignores them — in the
+//! penalty box at L1.
 
 mod net;
 
@@ -14,13 +15,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use urna::edge::proxy::encode_v2;
 
-async fn h1_as(srv: &Running, client: &str) -> H1 {
-    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+async fn try_h1_as(srv: &Running, client: &str) -> std::io::Result<H1> {
+    let mut tcp = TcpStream::connect(srv.addr).await?;
     let client: SocketAddr = client.parse().unwrap();
     tcp.write_all(&encode_v2(client, "127.0.0.1:443".parse().unwrap()))
-        .await
-        .unwrap();
-    H1::over(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await.unwrap()).await
+        .await?;
+    Ok(H1::over(tls_over(tcp, &srv.cert, &[b"http/1.1"]).await?).await)
+}
+
+async fn h1_as(srv: &Running, client: &str) -> H1 {
+    try_h1_as(srv, client).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,18 +36,27 @@ async fn voters_get_through_while_one_source_floods() {
     )
     .await;
 
-    let mut flood = Vec::new();
+    // Every flooding connection is open before the flood starts.
+    let mut hostile = Vec::new();
     for c in 0..8u16 {
-        let mut h1 = h1_as(&srv, &format!("203.0.113.9:{}", 1000 + c)).await;
+        hostile.push(h1_as(&srv, &format!("203.0.113.9:{}", 1000 + c)).await);
+    }
+    let mut flood = Vec::new();
+    for mut h1 in hostile {
         flood.push(tokio::spawn(async move {
-            let (mut limited, mut other) = (0u32, 0u32);
+            let (mut limited, mut accepted, mut cut) = (0u32, 0u32, 0u32);
             for _ in 0..200 {
                 match h1.send(post_json("/v1/ballots", BALLOT)).await {
                     Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => limited += 1,
-                    _ => other += 1,
+                    Ok(a) if a.status == StatusCode::CREATED => accepted += 1,
+                    Ok(a) => panic!("unexpected answer {a:?}"),
+                    Err(_) => {
+                        cut += 1;
+                        break;
+                    }
                 }
             }
-            (limited, other)
+            (limited, accepted, cut)
         }));
     }
     let mut voters = Vec::new();
@@ -58,17 +71,25 @@ async fn voters_get_through_while_one_source_floods() {
     for v in voters {
         assert_eq!(v.await.unwrap(), StatusCode::CREATED);
     }
-    let (mut limited, mut other) = (0, 0);
+    let (mut limited, mut accepted, mut cut) = (0, 0, 0);
     for f in flood {
-        let (l, o) = tokio::time::timeout(WAIT * 3, f).await.unwrap().unwrap();
+        let (l, a, c) = tokio::time::timeout(WAIT * 3, f).await.unwrap().unwrap();
         limited += l;
-        other += o;
+        accepted += a;
+        cut += c;
     }
-    // 1600 flood requests; the source's burst of 10 (+5/s while it runs) got through.
-    assert!(limited >= 1500, "{limited} limited, {other} other");
+    // The source's burst of 10 (+5/s while it runs) got through; then 429s until the 50th
+    // within 10 s put it in the penalty box, which closed every one of its connections.
+    assert!(accepted <= 20, "{accepted} accepted");
+    assert!((45..=60).contains(&limited), "{limited} limited");
+    assert_eq!(cut, 8, "every flooding connection was closed");
+    assert!(
+        try_h1_as(&srv, "203.0.113.9:2000").await.is_err(),
+        "a boxed source is refused at accept"
+    );
     assert_eq!(
         srv.backend.submits.load(Ordering::SeqCst) as u32,
-        20 + other
+        20 + accepted
     );
     srv.stop().await;
 }

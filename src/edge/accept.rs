@@ -1,8 +1,10 @@
 //! L1, the cheapest layer: decides at accept, before any TLS work, whether a connection may
-//! live. Deny/allow lists, a global connection cap, and per source (IPv4 /32, IPv6 /64) a
-//! cap on open connections and a token bucket on new ones.
+//! live. In cost order: the penalty box (sources that ignored 429s), deny/allow lists, per
+//! source (IPv4 /32, IPv6 /64) and per prefix (IPv4 /24, IPv6 /48) a cap on open connections
+//! and a token bucket on new ones, and last a slot in the connection table — which, when
+//! full, reclaims its least valuable connections for the newcomer ([`super::conns`]).
 //!
-//! The per-source table is keyed by what the network chooses, so it is bounded:
+//! The per-source (and per-prefix) table is keyed by what the network chooses, so it is bounded:
 //! `max_tracked_sources` entries at most. When it is full and a new source arrives, the
 //! oldest quarter of the *idle* entries (no open connection) is evicted in one sweep, which
 //! keeps eviction O(1) amortised. Entries with open connections are never evicted — they
@@ -17,14 +19,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ipnet::IpNet;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::source::{canonical, in_any, source_key};
+use super::conns::{ConnTable, Held};
+use super::penalty::PenaltyBox;
+use super::source::{canonical, in_any, prefix_key, source_key};
 use crate::config::LimitsConfig;
 
 /// Why L1 closed a connection. The `reason` strings are metric labels: keep them stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    #[error("source is in the penalty box (it kept sending after 429s)")]
+    PenaltyBox,
     #[error("source is in the deny list")]
     Denied,
     #[error("source is not in the allow list")]
@@ -37,18 +42,28 @@ pub enum Refusal {
     SourceRate,
     #[error("source table full of live sources")]
     SourceTableFull,
+    #[error("prefix has too many open connections")]
+    TooManyFromPrefix,
+    #[error("prefix opens connections too fast")]
+    PrefixRate,
+    #[error("prefix table full of live prefixes")]
+    PrefixTableFull,
 }
 
 impl Refusal {
     /// Stable metric label.
     pub fn reason(self) -> &'static str {
         match self {
+            Refusal::PenaltyBox => "penalty_box",
             Refusal::Denied => "denied",
             Refusal::NotAllowed => "not_allowed",
             Refusal::TooManyConnections => "max_connections",
             Refusal::TooManyFromSource => "max_connections_per_source",
             Refusal::SourceRate => "new_connection_rate",
             Refusal::SourceTableFull => "source_table_full",
+            Refusal::TooManyFromPrefix => "max_connections_per_prefix",
+            Refusal::PrefixRate => "new_connection_rate_prefix",
+            Refusal::PrefixTableFull => "prefix_table_full",
         }
     }
 }
@@ -72,6 +87,8 @@ pub struct SourceTable {
     max_open: u32,
     rate_per_s: f64,
     burst: f64,
+    /// What this table's refusals say: (too many open, too fast, table full).
+    refusals: (Refusal, Refusal, Refusal),
 }
 
 impl SourceTable {
@@ -82,7 +99,22 @@ impl SourceTable {
             max_open,
             rate_per_s: f64::from(rate_per_s),
             burst: f64::from(burst.max(1)),
+            refusals: (
+                Refusal::TooManyFromSource,
+                Refusal::SourceRate,
+                Refusal::SourceTableFull,
+            ),
         }
+    }
+
+    /// The same table for prefixes: its refusals name the prefix.
+    pub fn for_prefixes(mut self) -> SourceTable {
+        self.refusals = (
+            Refusal::TooManyFromPrefix,
+            Refusal::PrefixRate,
+            Refusal::PrefixTableFull,
+        );
+        self
     }
 
     /// Sources tracked now; never above the cap.
@@ -99,7 +131,7 @@ impl SourceTable {
         if !self.map.contains_key(&key) && self.map.len() >= self.cap {
             self.evict_idle();
             if self.map.len() >= self.cap {
-                return Err(Refusal::SourceTableFull);
+                return Err(self.refusals.2);
             }
         }
         let burst = self.burst;
@@ -116,10 +148,10 @@ impl SourceTable {
         state.tokens = (state.tokens + elapsed * self.rate_per_s).min(burst);
         state.refilled_at = now;
         if state.open >= self.max_open {
-            return Err(Refusal::TooManyFromSource);
+            return Err(self.refusals.0);
         }
         if state.tokens < 1.0 {
-            return Err(Refusal::SourceRate);
+            return Err(self.refusals.1);
         }
         state.tokens -= 1.0;
         state.open += 1;
@@ -170,74 +202,112 @@ impl SourceTable {
 pub struct AcceptGate {
     deny: Vec<IpNet>,
     allow: Vec<IpNet>,
-    connections: Arc<Semaphore>,
+    /// Every connection held, by phase; reclaims for newcomers when full.
+    pub table: Arc<ConnTable>,
     sources: Mutex<SourceTable>,
+    prefixes: Mutex<SourceTable>,
+    /// Sources that kept sending after 429s (fed by L4).
+    pub penalty: PenaltyBox,
 }
 
-/// A live connection's claim on L1: dropping it releases the global slot and the source's.
+/// A live connection's claim on L1: dropping it releases its table slot and its source's
+/// and prefix's counts.
 #[derive(Debug)]
 pub struct ConnTicket {
     gate: Arc<AcceptGate>,
-    key: IpNet,
-    _slot: OwnedSemaphorePermit,
+    source: IpNet,
+    prefix: IpNet,
+    /// The connection's slot and shared state.
+    pub conn: Held,
 }
 
 impl Drop for ConnTicket {
     fn drop(&mut self) {
-        self.gate.lock_sources().close(self.key);
-        metrics::gauge!("urna_connections_open").decrement(1.0);
+        lock(&self.gate.sources).close(self.source);
+        lock(&self.gate.prefixes).close(self.prefix);
+        metrics::gauge!("urna_connections_open").set(self.gate.table.open() as f64);
     }
+}
+
+fn lock(table: &Mutex<SourceTable>) -> std::sync::MutexGuard<'_, SourceTable> {
+    // A panic while holding this lock cannot leave the table inconsistent beyond one
+    // counter; keep serving rather than poison every later accept.
+    table.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AcceptGate {
     pub fn new(limits: &LimitsConfig) -> Arc<AcceptGate> {
+        let cap = limits.max_tracked_sources.get();
         Arc::new(AcceptGate {
             deny: limits.deny.clone(),
             allow: limits.allow.clone(),
-            connections: Arc::new(Semaphore::new(limits.max_connections.get())),
+            table: ConnTable::new(limits.max_connections.get(), limits.reclaim_batch.get()),
             sources: Mutex::new(SourceTable::new(
-                limits.max_tracked_sources.get(),
+                cap,
                 limits.max_connections_per_source.get(),
                 limits.new_connections_per_source_per_s.get(),
                 limits.new_connections_burst.get(),
             )),
+            prefixes: Mutex::new(
+                SourceTable::new(
+                    cap,
+                    limits.max_connections_per_prefix.get(),
+                    limits.new_connections_per_prefix_per_s.get(),
+                    limits.new_connections_burst_per_prefix.get(),
+                )
+                .for_prefixes(),
+            ),
+            penalty: PenaltyBox::new(limits),
         })
-    }
-
-    fn lock_sources(&self) -> std::sync::MutexGuard<'_, SourceTable> {
-        // A panic while holding this lock cannot leave the table inconsistent beyond one
-        // counter; keep serving rather than poison every later accept.
-        self.sources.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Decides on a connection from `ip` (the real client address: after PROXY v2 when the
     /// peer is a trusted proxy).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnTicket, Refusal> {
         let ip = canonical(ip);
+        let now = Instant::now();
+        if self.penalty.is_boxed(ip, now) {
+            return Err(Refusal::PenaltyBox);
+        }
         if in_any(&self.deny, ip) {
             return Err(Refusal::Denied);
         }
         if !self.allow.is_empty() && !in_any(&self.allow, ip) {
             return Err(Refusal::NotAllowed);
         }
-        let slot = self
-            .connections
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Refusal::TooManyConnections)?;
-        let key = source_key(ip);
-        self.lock_sources().open(key, Instant::now())?;
-        metrics::gauge!("urna_connections_open").increment(1.0);
+        let (source, prefix) = (source_key(ip), prefix_key(ip));
+        lock(&self.sources).open(source, now)?;
+        if let Err(r) = lock(&self.prefixes).open(prefix, now) {
+            lock(&self.sources).close(source);
+            return Err(r);
+        }
+        let (held, reclaimed) = self.table.insert(ip);
+        for phase in reclaimed {
+            metrics::counter!("urna_connections_reclaimed_total", "reason" => phase.reclaim_reason())
+                .increment(1);
+        }
+        let Some(conn) = held else {
+            lock(&self.sources).close(source);
+            lock(&self.prefixes).close(prefix);
+            return Err(Refusal::TooManyConnections);
+        };
+        metrics::gauge!("urna_connections_open").set(self.table.open() as f64);
         Ok(ConnTicket {
             gate: self.clone(),
-            key,
-            _slot: slot,
+            source,
+            prefix,
+            conn,
         })
     }
 
     /// Sources tracked now.
     pub fn tracked_sources(&self) -> usize {
-        self.lock_sources().len()
+        lock(&self.sources).len()
+    }
+
+    /// Prefixes tracked now.
+    pub fn tracked_prefixes(&self) -> usize {
+        lock(&self.prefixes).len()
     }
 }
 
@@ -336,20 +406,57 @@ mod tests {
     }
 
     #[test]
+    fn prefix_caps_bind_many_sources_of_one_slash_24() {
+        let mut l = limits();
+        l.max_connections = NonZeroUsize::new(100).unwrap();
+        l.max_tracked_sources = NonZeroUsize::new(1000).unwrap();
+        l.max_connections_per_prefix = NonZeroU32::new(3).unwrap();
+        let gate = AcceptGate::new(&l);
+        let held: Vec<_> = (1..=3)
+            .map(|h| gate.admit(IpAddr::from([198, 51, 100, h])).unwrap())
+            .collect();
+        assert_eq!(
+            gate.admit("198.51.100.4".parse().unwrap()).unwrap_err(),
+            Refusal::TooManyFromPrefix
+        );
+        gate.admit("198.51.101.4".parse().unwrap()).unwrap();
+        drop(held);
+        gate.admit("198.51.100.4".parse().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_boxed_source_is_refused_at_accept_and_its_neighbour_is_not() {
+        let gate = AcceptGate::new(&limits());
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let now = Instant::now();
+        while gate.penalty.strike(ip, now) != super::super::penalty::Strike::Boxed {}
+        assert_eq!(gate.admit(ip).unwrap_err(), Refusal::PenaltyBox);
+        gate.admit("198.51.100.2".parse().unwrap()).unwrap();
+    }
+
+    #[test]
     fn gate_applies_deny_allow_and_global_cap() {
         let gate = AcceptGate::new(&limits());
         assert_eq!(
             gate.admit("192.0.2.9".parse().unwrap()).unwrap_err(),
             Refusal::Denied
         );
+        // Two connections with requests being processed fill the table: the third is
+        // refused, since none can be reclaimed.
         let a = gate.admit("198.51.100.1".parse().unwrap()).unwrap();
-        let _b = gate.admit("198.51.100.2".parse().unwrap()).unwrap();
+        a.conn.request_started();
+        let b = gate.admit("198.51.100.2".parse().unwrap()).unwrap();
+        b.conn.request_started();
         assert_eq!(
             gate.admit("198.51.100.3".parse().unwrap()).unwrap_err(),
             Refusal::TooManyConnections
         );
         drop(a);
-        gate.admit("198.51.100.3".parse().unwrap()).unwrap();
+        let _c = gate.admit("198.51.100.3".parse().unwrap()).unwrap();
+        // An idle one is reclaimed for a newcomer instead.
+        b.conn.request_done();
+        let _d = gate.admit("198.51.100.4".parse().unwrap()).unwrap();
+        assert!(b.conn.phase().is_none(), "b gave its slot up");
 
         let mut only = limits();
         only.allow = vec!["10.1.0.0/16".parse().unwrap()];

@@ -1,25 +1,34 @@
-//! L1–L3 for one connection: accept, PROXY v2, the TLS handshake, then hyper serving
-//! HTTP/1.1 and HTTP/2 with L3's bounds, until the connection ends, idles out, has served
-//! its quota of requests, or the server shuts down.
+//! L1–L3 for one connection: accept, PROXY v2, L1's admission into the connection table,
+//! the first byte, the TLS handshake, then hyper serving HTTP/1.1 and HTTP/2 with L3's
+//! bounds, until the connection ends, is asked to close (idle, quota, shutdown), or the
+//! table ends it (reclaimed for a newcomer, a phase past its timeout, the penalty box).
+//!
+//! Nothing here waits before `accept()`: the accept loop only accepts. What a connection
+//! may cost is decided after, by phase — a silent connection holds a table slot and nothing
+//! else; a handshake slot is taken only once a whole ClientHello has arrived — so silent or
+//! half-open sockets cannot keep new voters in the kernel's queue.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use ipnet::IpNet;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::sync::{mpsc, watch, Semaphore};
 
-use super::accept::{AcceptGate, ConnTicket};
+use super::accept::AcceptGate;
 use super::backend::Backend;
+use super::conns::{ConnState, Phase};
 use super::metrics::reject;
+use super::overload::{Overload, Timeout};
 use super::proxy::{self, ProxyError};
-use super::router::{self, ConnState, Front};
+use super::router::{self, Front};
 use super::source::in_any;
 use crate::config::{LimitsConfig, ServerConfig};
 
@@ -31,37 +40,85 @@ const PROXY_V2_FIRST_BYTE: u8 = b'\r';
 pub struct Edge<B> {
     pub front: Front<B>,
     pub gate: Arc<AcceptGate>,
+    pub overload: Arc<Overload>,
     pub http: auto::Builder<TokioExecutor>,
+    /// Handshakes doing crypto (ClientHello in). Taken after the hello, never before accept.
     pub handshakes: Arc<Semaphore>,
-    pub handshake_timeout: Duration,
-    pub keep_alive_idle: Duration,
+    pub max_handshakes: usize,
     pub shutdown_grace: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub proxy_required: bool,
 }
 
 impl<B: Backend> Edge<B> {
-    pub fn new(server: &ServerConfig, limits: &LimitsConfig, front: Front<B>) -> Edge<B> {
+    pub fn new(
+        server: &ServerConfig,
+        limits: &LimitsConfig,
+        front: Front<B>,
+        overload: Arc<Overload>,
+    ) -> Edge<B> {
         Edge {
-            front,
-            gate: AcceptGate::new(limits),
+            gate: front.gate.clone(),
+            overload,
             http: http_builder(limits),
             handshakes: Arc::new(Semaphore::new(limits.max_handshakes_in_flight.get())),
-            handshake_timeout: Duration::from_millis(limits.handshake_timeout_ms),
-            keep_alive_idle: Duration::from_millis(limits.keep_alive_idle_ms),
+            max_handshakes: limits.max_handshakes_in_flight.get(),
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
             trusted_proxies: server.trusted_proxies.clone(),
             proxy_required: server.proxy_protocol_required,
+            front,
+        }
+    }
+
+    /// One overload tick: re-measures pressure, then ends every connection past the scaled
+    /// timeout of its phase (an idle one is asked to close gracefully).
+    pub fn overload_tick(&self) {
+        let table = &self.gate.table;
+        let handshaking = self.max_handshakes - self.handshakes.available_permits();
+        let pressure = self.overload.update(
+            (table.open(), table.capacity()),
+            (handshaking, self.max_handshakes),
+        );
+        self.overload.publish(pressure);
+        metrics::gauge!("urna_connections_open").set(table.open() as f64);
+        let overload = &self.overload;
+        let overdue = table.overdue(|phase| {
+            let ms = overload.timeout_ms(Timeout::of(phase)?);
+            // The front answers a slow body with a 408 at its own (equal) deadline; this is
+            // the backstop, a tick later.
+            Some(if phase == Phase::Body { ms + 1_000 } else { ms })
+        });
+        for (conn, phase) in overdue {
+            let (layer, reason) = match phase {
+                Phase::Idle => {
+                    if conn.ask_to_close() {
+                        reject("l3", "keep_alive_idle");
+                    }
+                    continue;
+                }
+                Phase::Silent => ("l1", "first_byte_timeout"),
+                Phase::Handshake => ("l2", "handshake_timeout"),
+                Phase::Headers => ("l3", "header_timeout"),
+                Phase::Body => ("l4", "body_timeout"),
+                Phase::Busy => continue,
+            };
+            reject(layer, reason);
+            conn.end(super::conns::Ended::TimedOut);
         }
     }
 }
 
-/// hyper's builder with every L3 bound from the config.
+/// hyper's builder with every L3 bound from the config. The keep-alive idle and header
+/// timeouts are the overload manager's (per phase, scaled under pressure); hyper's own
+/// header timer, which runs from the end of one answer to the end of the next head, is set
+/// to the sum of both full timeouts as a backstop.
 pub fn http_builder(l: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(l.header_read_timeout_ms))
+        .header_read_timeout(Duration::from_millis(
+            l.header_read_timeout_ms + l.keep_alive_idle_ms,
+        ))
         .max_buf_size(l.max_header_bytes as usize)
         .max_headers(l.max_headers.get())
         .keep_alive(true)
@@ -76,29 +133,32 @@ pub fn http_builder(l: &LimitsConfig) -> auto::Builder<TokioExecutor> {
         .initial_connection_window_size(l.h2_initial_connection_window_bytes)
         .max_frame_size(l.h2_max_frame_bytes)
         .max_send_buf_size(l.h2_initial_stream_window_bytes as usize)
-        // Pings find dead peers; the idle timer below closes live but idle ones.
+        // Pings find dead peers; the overload manager closes live but idle ones.
         .keep_alive_interval(Duration::from_millis(l.keep_alive_idle_ms))
         .keep_alive_timeout(Duration::from_millis(l.handshake_timeout_ms));
     b
 }
 
-/// Accepts until `shutdown` turns true. L2's cap is taken *before* accepting: past
-/// `max_handshakes_in_flight`, new connections wait in the kernel's queue.
+/// Binds a listener with the configured accept backlog.
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accepts until `shutdown` turns true. Waits on nothing but `accept()` itself.
 pub async fn accept_loop<B: Backend>(
     edge: Arc<Edge<B>>,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
     loop {
-        let permit = tokio::select! {
-            p = edge.handshakes.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break, // closed: never happens, the semaphore lives in `edge`
-            },
-            _ = shutdown.changed() => break,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -116,7 +176,6 @@ pub async fn accept_loop<B: Backend>(
             tcp,
             peer,
             tls.clone(),
-            permit,
             shutdown.clone(),
             done.clone(),
         ));
@@ -125,12 +184,12 @@ pub async fn accept_loop<B: Backend>(
 
 #[derive(Debug, thiserror::Error)]
 enum SetupError {
-    #[error("L1 refused: {0}")]
-    L1(#[from] super::accept::Refusal),
     #[error("PROXY header: {0}")]
     Proxy(#[from] ProxyError),
     #[error("PROXY header from an untrusted peer")]
     UntrustedProxy,
+    #[error("PROXY header timed out")]
+    ProxyTimeout,
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
     #[error("io: {0}")]
@@ -140,110 +199,158 @@ enum SetupError {
 impl SetupError {
     fn count(&self) {
         match self {
-            SetupError::L1(r) => reject("l1", r.reason()),
             SetupError::Proxy(ProxyError::Missing) => reject("l1", "proxy_header_missing"),
             SetupError::Proxy(_) => reject("l1", "proxy_header_bad"),
             SetupError::UntrustedProxy => reject("l1", "proxy_header_untrusted"),
+            SetupError::ProxyTimeout => reject("l1", "proxy_header_timeout"),
             SetupError::Tls(_) => reject("l2", "handshake_error"),
             SetupError::Io(_) => reject("l2", "io_error"),
         }
     }
 }
 
-/// Who the client is (PROXY v2 from a trusted peer) and L1's ticket.
+/// Who the client is: the peer, or the address a trusted balancer's PROXY v2 header names
+/// (read within the handshake timeout, before L1: only then is the client known).
 async fn identify<B: Backend>(
     edge: &Edge<B>,
     tcp: &mut TcpStream,
     peer: SocketAddr,
-) -> Result<(IpAddr, ConnTicket), SetupError> {
-    if in_any(&edge.trusted_proxies, peer.ip()) {
-        let mut first = [0u8; 1];
-        let n = tcp.peek(&mut first).await?;
-        let client = if n == 1 && first[0] == PROXY_V2_FIRST_BYTE {
-            proxy::read_v2(tcp).await?.unwrap_or(peer.ip())
-        } else if edge.proxy_required {
-            return Err(ProxyError::Missing.into());
-        } else {
-            peer.ip()
-        };
-        let ticket = edge.gate.admit(client)?;
-        Ok((client, ticket))
-    } else {
-        // L1 first: a denied or capped peer is closed before we wait for a single byte.
-        let ticket = edge.gate.admit(peer.ip())?;
+) -> Result<IpAddr, SetupError> {
+    if !in_any(&edge.trusted_proxies, peer.ip()) {
+        return Ok(peer.ip());
+    }
+    let read = async {
         let mut first = [0u8; 1];
         let n = tcp.peek(&mut first).await?;
         if n == 1 && first[0] == PROXY_V2_FIRST_BYTE {
-            // Only a trusted balancer may say who the client is: anyone else is forging.
-            return Err(SetupError::UntrustedProxy);
+            Ok(proxy::read_v2(tcp).await?.unwrap_or(peer.ip()))
+        } else if edge.proxy_required {
+            Err(ProxyError::Missing.into())
+        } else {
+            Ok(peer.ip())
         }
-        Ok((peer.ip(), ticket))
-    }
+    };
+    tokio::time::timeout(edge.overload.timeout(Timeout::Handshake), read)
+        .await
+        .map_err(|_| SetupError::ProxyTimeout)?
+}
+
+/// Closes a refused connection with a reset rather than a FIN: the server keeps no
+/// TIME_WAIT state for a source it has just refused (HAProxy's `silent-drop` spirit).
+fn refuse(tcp: TcpStream) {
+    let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+    drop(tcp);
 }
 
 async fn connection<B: Backend>(
     edge: Arc<Edge<B>>,
     mut tcp: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    handshake_slot: OwnedSemaphorePermit,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
 ) {
-    let _ = tcp.set_nodelay(true);
-    metrics::gauge!("urna_handshakes_in_flight").increment(1.0);
-    let started = Instant::now();
-    let setup = tokio::time::timeout(edge.handshake_timeout, async {
-        let (client, ticket) = identify(&edge, &mut tcp, peer).await?;
-        match tls {
-            Some(acceptor) => {
-                let stream = acceptor.accept(tcp).await.map_err(SetupError::Tls)?;
-                Ok::<_, SetupError>((Io::Tls(Box::new(stream)), client, ticket))
-            }
-            None => Ok((Io::Plain(tcp), client, ticket)),
-        }
-    })
-    .await;
-    metrics::gauge!("urna_handshakes_in_flight").decrement(1.0);
-    drop(handshake_slot);
-    let (io, client, ticket) = match setup {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
+    let client = match identify(&edge, &mut tcp, peer).await {
+        Ok(client) => client,
+        Err(e) => {
             e.count();
             tracing::debug!(%peer, error = %e, "connection refused");
             return;
         }
-        Err(_) => {
-            reject("l2", "handshake_timeout");
-            tracing::debug!(%peer, "handshake timed out");
+    };
+    let ticket = match edge.gate.admit(client) {
+        Ok(t) => t,
+        Err(r) => {
+            reject("l1", r.reason());
+            refuse(tcp);
             return;
         }
     };
-    metrics::histogram!("urna_handshake_duration_seconds").record(started.elapsed().as_secs_f64());
-    match io {
-        Io::Tls(s) => serve_http(&edge, *s, client, shutdown).await,
-        Io::Plain(s) => serve_http(&edge, s, client, shutdown).await,
+    let conn = ticket.conn.state().clone();
+    let trusted_peer = in_any(&edge.trusted_proxies, peer.ip());
+    // The table may end the connection in any phase (reclaimed for a newcomer, past its
+    // phase's timeout, penalty box): then it is dropped where it stands.
+    tokio::select! {
+        biased;
+        _ = conn.ended() => {}
+        _ = setup_and_serve(&edge, tcp, &conn, trusted_peer, tls, shutdown) => {}
     }
     drop(ticket);
 }
 
-enum Io {
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    Plain(TcpStream),
+async fn setup_and_serve<B: Backend>(
+    edge: &Arc<Edge<B>>,
+    tcp: TcpStream,
+    conn: &Arc<ConnState>,
+    trusted_peer: bool,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    // Silent until the first byte: the connection holds its table slot and nothing else.
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await {
+        Ok(1) => {}
+        _ => return,
+    }
+    if !trusted_peer && first[0] == PROXY_V2_FIRST_BYTE {
+        // Only a trusted balancer may say who the client is: anyone else is forging.
+        SetupError::UntrustedProxy.count();
+        return;
+    }
+    let Some(config) = tls else {
+        conn.set_phase(Phase::Headers);
+        return serve_http(edge, tcp, conn, true, shutdown).await;
+    };
+    conn.set_phase(Phase::Handshake);
+    let started = Instant::now();
+    let stream = match handshake(edge, tcp, config).await {
+        Ok(s) => s,
+        Err(e) => {
+            e.count();
+            tracing::debug!(client = %conn.client, error = %e, "handshake failed");
+            return;
+        }
+    };
+    metrics::histogram!("urna_handshake_duration_seconds").record(started.elapsed().as_secs_f64());
+    conn.set_phase(Phase::Idle);
+    // HTTP/2 clients talk while idle (pings, settings): only HTTP/1.1 bytes between
+    // requests mean a request head is arriving.
+    let h1 = stream.get_ref().1.alpn_protocol() != Some(b"h2");
+    serve_http(edge, stream, conn, h1, shutdown).await
 }
 
-/// Serves HTTP on one connection until it ends. Closes it gracefully when it has been idle
-/// for `keep_alive_idle_ms`, when it has served `max_requests_per_connection`, or on
-/// shutdown; a graceful close that takes longer than `shutdown_grace_ms` is cut.
+/// Reads the whole ClientHello without any crypto, then takes a handshake slot for the
+/// rest: a client that never finishes its hello never holds one. The wait for a slot counts
+/// against the handshake timeout (the overload manager's tick enforces it).
+async fn handshake<B: Backend>(
+    edge: &Edge<B>,
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, SetupError> {
+    let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+        .await
+        .map_err(SetupError::Tls)?;
+    let _slot = edge.handshakes.acquire().await;
+    metrics::gauge!("urna_handshakes_in_flight").increment(1.0);
+    let stream = start.into_stream(config).await.map_err(SetupError::Tls);
+    metrics::gauge!("urna_handshakes_in_flight").decrement(1.0);
+    stream
+}
+
+/// Serves HTTP on one connection until it ends. Closes it gracefully when asked (idle past
+/// the keep-alive timeout, its quota of requests served, or shutdown); a graceful close that
+/// takes longer than `shutdown_grace_ms` is cut.
 async fn serve_http<B: Backend, I>(
     edge: &Arc<Edge<B>>,
     io: I,
-    client: IpAddr,
+    conn_state: &Arc<ConnState>,
+    h1: bool,
     mut shutdown: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let conn_state = Arc::new(ConnState::new(client));
+    let client = conn_state.client;
     let service = {
         let edge = edge.clone();
         let conn_state = conn_state.clone();
@@ -253,17 +360,18 @@ async fn serve_http<B: Backend, I>(
             async move { router::handle(&edge.front, &conn_state, req).await }
         })
     };
+    let io = Watched {
+        io,
+        conn: conn_state.clone(),
+        h1,
+    };
     let conn = edge.http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let idle = edge.keep_alive_idle;
-    let idle_timer = tokio::time::sleep(idle);
-    tokio::pin!(idle_timer);
     let mut closing = false;
-    let mut close_reason: Option<&'static str> = None;
     let hard_stop = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(hard_stop);
     loop {
-        tokio::select! {
+        let why = tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     count_http_error(&*e);
@@ -271,35 +379,68 @@ async fn serve_http<B: Backend, I>(
                 }
                 break;
             }
-            _ = conn_state.close.notified(), if !closing => {
-                close_reason = Some("max_requests");
-            }
-            _ = shutdown.changed(), if !closing => {
-                close_reason = Some("shutdown");
-            }
-            _ = &mut idle_timer, if !closing => {
-                match conn_state.idle_since() {
-                    Some(since) if since.elapsed() >= idle => {
-                        reject("l3", "keep_alive_idle");
-                        close_reason = Some("idle");
-                    }
-                    Some(since) => idle_timer.as_mut().reset((since + idle).into()),
-                    None => idle_timer.as_mut().reset((Instant::now() + idle).into()),
-                }
-            }
+            _ = conn_state.close.notified(), if !closing => "asked",
+            _ = shutdown.changed(), if !closing => "shutdown",
             _ = &mut hard_stop => {
                 reject("l3", "close_grace_exceeded");
                 break;
             }
+        };
+        tracing::trace!(%client, why, "closing connection");
+        closing = true;
+        conn.as_mut().graceful_shutdown();
+        hard_stop
+            .as_mut()
+            .reset((Instant::now() + edge.shutdown_grace).into());
+    }
+}
+
+/// The connection's byte stream as hyper reads it: bytes arriving on an idle HTTP/1.1
+/// connection start the header phase (and its timeout) of the next request.
+struct Watched<I> {
+    io: I,
+    conn: Arc<ConnState>,
+    h1: bool,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if self.h1 && buf.filled().len() > before && self.conn.phase() == Some(Phase::Idle) {
+            self.conn.set_phase(Phase::Headers);
         }
-        if let Some(why) = close_reason.take() {
-            tracing::trace!(%client, why, "closing connection");
-            closing = true;
-            conn.as_mut().graceful_shutdown();
-            hard_stop
-                .as_mut()
-                .reset((Instant::now() + edge.shutdown_grace).into());
-        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
 

@@ -2,7 +2,11 @@
 //!
 //! In the order a connection meets them:
 //! - [`listener`]  — accept loops; PROXY v2; the TLS handshake; hyper serving h1 and h2.
-//! - [`accept`]    — L1: deny/allow lists, connection caps, per-source connection rate.
+//! - [`accept`]    — L1: penalty box, deny/allow lists, per-source and per-prefix
+//!   connection caps and rates, admission into the connection table.
+//! - [`conns`]     — the connection table: phases, reclaim when full, timeouts by phase.
+//! - [`overload`]  — pressure, and the timeouts that shrink with it.
+//! - [`penalty`]   — sources that kept sending after 429s, refused at accept for a while.
 //! - [`proxy`]     — PROXY protocol v2 from trusted balancers.
 //! - [`tls`]       — L2's certificate: generation on first start, reload on SIGHUP.
 //! - [`router`]    — the HTTP front: routes and L4's checks before the body is read.
@@ -15,8 +19,11 @@
 pub mod accept;
 pub mod admission;
 pub mod backend;
+pub mod conns;
 pub mod listener;
 pub mod metrics;
+pub mod overload;
+pub mod penalty;
 pub mod proxy;
 pub mod reply;
 pub mod router;
@@ -32,13 +39,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_rustls::TlsAcceptor;
 
 pub use backend::Backend;
 pub use reply::{Cache, Reply};
 
 use crate::config::Config;
 use listener::Edge;
+use overload::Overload;
 use router::Front;
 use tls::{CertStore, TlsError};
 
@@ -79,10 +86,11 @@ pub fn prepare_tls(config: &Config) -> Result<TlsSetup, TlsError> {
 pub struct Server<B> {
     edge: Arc<Edge<B>>,
     certs: Arc<CertStore>,
-    acceptor: TlsAcceptor,
+    tls_config: Arc<rustls::ServerConfig>,
     tls_listener: TcpListener,
     plain_listener: Option<TcpListener>,
     limiter_sweep: Duration,
+    overload_tick: Duration,
 }
 
 impl<B: Backend> Server<B> {
@@ -90,30 +98,32 @@ impl<B: Backend> Server<B> {
     pub async fn bind(config: &Config, backend: Arc<B>) -> Result<Server<B>, ServeError> {
         let setup = prepare_tls(config)?;
         let certs = CertStore::load(&setup.cert, &setup.key)?;
-        let acceptor = TlsAcceptor::from(certs.server_config()?);
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Bind { addr, source })
+        let tls_config = certs.server_config(config.limits.tls_session_tickets)?;
+        let backlog = config.limits.listen_backlog.get();
+        let bind = |addr: SocketAddr| {
+            listener::bind(addr, backlog).map_err(|source| ServeError::Bind { addr, source })
         };
-        let tls_listener = bind(config.server.listen).await?;
+        let tls_listener = bind(config.server.listen)?;
         let plain_listener = match config.server.listen_plain {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind(addr)?),
             None => None,
         };
+        let overload = Arc::new(Overload::new(&config.limits));
         let front = Front::new(
             backend,
             &config.limits,
             metrics::install(),
             config.server.metrics_allow.clone(),
+            overload.clone(),
         );
         Ok(Server {
-            edge: Arc::new(Edge::new(&config.server, &config.limits, front)),
+            edge: Arc::new(Edge::new(&config.server, &config.limits, front, overload)),
             certs,
-            acceptor,
+            tls_config,
             tls_listener,
             plain_listener,
             limiter_sweep: Duration::from_millis(config.limits.limiter_sweep_ms),
+            overload_tick: Duration::from_millis(config.limits.overload_tick_ms),
         })
     }
 
@@ -144,7 +154,7 @@ impl<B: Backend> Server<B> {
         tasks.spawn(listener::accept_loop(
             self.edge.clone(),
             self.tls_listener,
-            Some(self.acceptor),
+            Some(self.tls_config),
             stop_rx.clone(),
             done_tx.clone(),
         ));
@@ -177,7 +187,20 @@ impl<B: Backend> Server<B> {
                 loop {
                     tick.tick().await;
                     edge.front.admission.sweep();
+                    edge.gate.penalty.sweep(std::time::Instant::now());
                     edge.front.metrics.run_upkeep();
+                }
+            });
+        }
+        {
+            let edge = self.edge.clone();
+            let every = self.overload_tick;
+            background.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    edge.overload_tick();
                 }
             });
         }
@@ -214,6 +237,14 @@ pub async fn serve<B: Backend>(
         "serving"
     );
     server.run(shutdown).await
+}
+
+/// Raises the process's open-file limit to its hard limit, as nginx's
+/// `worker_rlimit_nofile`: every connection is a descriptor, and a soft limit of 1024 (a
+/// common default) would turn accept into EMFILE long before `max_connections`. Returns the
+/// limit now in force.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }
 
 /// Resolves on SIGTERM or SIGINT: pass it to [`serve`] as the shutdown future.

@@ -7,8 +7,6 @@
 //! in `urna_rejections_total{layer="l4", reason}`.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,11 +31,14 @@ macro_rules! static_error {
 }
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Notify;
 
+use super::accept::AcceptGate;
 use super::admission::{Admission, Class, Refused};
 use super::backend::Backend;
+use super::conns::{ConnState, Ended};
 use super::metrics::{FrontMetrics, L4Reason};
+use super::overload::{Overload, Timeout};
+use super::penalty::Strike;
 use super::reply::{Cache, Reply};
 use super::source::in_any;
 use crate::config::LimitsConfig;
@@ -109,7 +110,10 @@ pub struct Front<B> {
     /// well the attack works).
     pub metrics_allow: Vec<IpNet>,
     pub max_body_bytes: usize,
-    pub body_timeout: Duration,
+    /// L1, for the penalty box that L4's 429s feed.
+    pub gate: Arc<AcceptGate>,
+    /// The body timeout in force (it shrinks under pressure).
+    pub overload: Arc<Overload>,
     pub request_timeout: Duration,
     pub max_requests_per_connection: u32,
 }
@@ -120,6 +124,7 @@ impl<B> Front<B> {
         limits: &LimitsConfig,
         metrics: PrometheusHandle,
         metrics_allow: Vec<IpNet>,
+        overload: Arc<Overload>,
     ) -> Front<B> {
         Front {
             backend,
@@ -128,49 +133,11 @@ impl<B> Front<B> {
             counters: FrontMetrics::new(),
             metrics_allow,
             max_body_bytes: limits.max_body_bytes.get(),
-            body_timeout: Duration::from_millis(limits.body_timeout_ms),
+            gate: AcceptGate::new(limits),
+            overload,
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             max_requests_per_connection: limits.max_requests_per_connection.get(),
         }
-    }
-}
-
-/// One connection's view: who it is, how busy, and a bell to ask it to close.
-#[derive(Debug)]
-pub struct ConnState {
-    pub client: IpAddr,
-    opened: Instant,
-    requests: AtomicU32,
-    in_flight: AtomicUsize,
-    /// Milliseconds since `opened` at the end of the last request.
-    last_active_ms: AtomicU64,
-    /// Rung when the connection has served its quota of requests.
-    pub close: Notify,
-}
-
-impl ConnState {
-    pub fn new(client: IpAddr) -> ConnState {
-        ConnState {
-            client,
-            opened: Instant::now(),
-            requests: AtomicU32::new(0),
-            in_flight: AtomicUsize::new(0),
-            last_active_ms: AtomicU64::new(0),
-            close: Notify::new(),
-        }
-    }
-
-    /// When the connection has been idle (no request in flight) since, or `None` if busy.
-    pub fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        Some(self.opened + Duration::from_millis(self.last_active_ms.load(Ordering::Acquire)))
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_active_ms.store(ms, Ordering::Release);
     }
 }
 
@@ -180,7 +147,7 @@ struct InFlight<'a>(&'a ConnState, &'a metrics::Gauge);
 
 impl<'a> InFlight<'a> {
     fn new(conn: &'a ConnState, gauge: &'a metrics::Gauge) -> Self {
-        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.request_started();
         gauge.increment(1.0);
         InFlight(conn, gauge)
     }
@@ -188,9 +155,25 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.request_done();
         self.1.decrement(1.0);
+    }
+}
+
+/// A body being read: the connection counts as stalled (reclaimable) until it is whole or
+/// abandoned, since no ballot is accepted before its last byte.
+struct ReadingBody<'a>(&'a ConnState);
+
+impl<'a> ReadingBody<'a> {
+    fn new(conn: &'a ConnState) -> Self {
+        conn.body_started();
+        ReadingBody(conn)
+    }
+}
+
+impl Drop for ReadingBody<'_> {
+    fn drop(&mut self) {
+        self.0.body_read();
     }
 }
 
@@ -204,14 +187,10 @@ where
     T::Error: std::error::Error + Send + Sync + 'static,
 {
     let _in_flight = InFlight::new(conn, &front.counters.in_flight);
-    let served = conn
-        .requests
-        .fetch_add(1, Ordering::AcqRel)
-        .saturating_add(1);
-    if served >= front.max_requests_per_connection {
+    if conn.next_request() >= front.max_requests_per_connection {
         // The connection task answers with a graceful close: HTTP/1 ends after this
         // answer, HTTP/2 sends GOAWAY and lets open streams finish.
-        conn.close.notify_one();
+        conn.ask_to_close();
     }
     let start = Instant::now();
     let route = Route::of(req.uri().path());
@@ -274,12 +253,17 @@ fn respond(reply: Reply, route: Route, head: bool) -> Response<Full<Bytes>> {
     response
 }
 
-fn refused<B>(front: &Front<B>, r: Refused) -> Reply {
+fn refused<B>(front: &Front<B>, conn: &ConnState, r: Refused) -> Reply {
     match r {
         Refused::RateLimited {
             scope,
             retry_after_s,
         } => {
+            // A source that keeps coming after its 429s goes in the penalty box: this
+            // answer is its last on this connection, and accept refuses it for a while.
+            if front.gate.penalty.strike(conn.client, Instant::now()) == Strike::Boxed {
+                conn.end(Ended::Penalized);
+            }
             front.counters.reject(if scope == "source" {
                 L4Reason::RateLimitedSource
             } else {
@@ -378,11 +362,11 @@ async fn read<B: Backend, T>(
     route: Route,
 ) -> Reply {
     if let Err(r) = front.admission.check_rate(Class::Read, conn.client) {
-        return refused(front, r);
+        return refused(front, conn, r);
     }
     let _permit = match front.admission.enter(Class::Read, 0) {
         Ok(p) => p,
-        Err(r) => return refused(front, r),
+        Err(r) => return refused(front, conn, r),
     };
     let path = req.uri().path();
     match route {
@@ -453,13 +437,13 @@ where
     T::Error: std::error::Error + Send + Sync + 'static,
 {
     if let Err(r) = front.admission.check_rate(Class::Ballot, conn.client) {
-        return refused(front, r);
+        return refused(front, conn, r);
     }
     let depth = front.backend.queue_depth();
     front.counters.queue_depth.set(depth as f64);
     let _permit = match front.admission.enter(Class::Ballot, depth) {
         Ok(p) => p,
-        Err(r) => return refused(front, r),
+        Err(r) => return refused(front, conn, r),
     };
     if !is_json(req.headers().get(CONTENT_TYPE)) {
         front.counters.reject(L4Reason::ContentType);
@@ -479,7 +463,11 @@ where
         return too_large();
     }
     let body = Limited::new(req.into_body(), front.max_body_bytes);
-    let bytes = match tokio::time::timeout(front.body_timeout, body.collect()).await {
+    let reading = ReadingBody::new(conn);
+    let body_timeout = front.overload.timeout(Timeout::Body);
+    let collected = tokio::time::timeout(body_timeout, body.collect()).await;
+    drop(reading);
+    let bytes = match collected {
         Err(_) => {
             front.counters.reject(L4Reason::BodyTimeout);
             return static_error!(

@@ -170,13 +170,32 @@ impl CertStore {
     }
 
     /// A rustls server config that resolves through this store, ALPN h2 then http/1.1.
-    pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    ///
+    /// With `tickets`, resumption is stateless: rustls' ring ticketer (AES-256-GCM keys that
+    /// rotate every 6 hours, the previous key still accepted) seals the session into the
+    /// ticket, so the server keeps nothing per client — a flood of handshakes cannot fill a
+    /// session cache — and a voter who reconnects (a retry, a receipt check) skips the
+    /// certificate signature and the key exchange's second half. One ticket per TLS 1.3
+    /// handshake (rustls sends 2 by default): a voter makes one or two connections, and each
+    /// ticket costs an encryption and ~200 bytes on the wire.
+    pub fn server_config(
+        self: &Arc<Self>,
+        tickets: bool,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Generate(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if tickets {
+            config.ticketer = rustls::crypto::ring::Ticketer::new()
+                .map_err(|e| TlsError::Generate(format!("session ticketer: {e}")))?;
+            config.send_tls13_tickets = 1;
+        } else {
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
         Ok(Arc::new(config))
     }
 }
