@@ -3,7 +3,10 @@
 # nginx limit_req, and against nginx answering 429 with no limiter at all (the ceiling that
 # the load generator allows), the same wrk command against each, alternating, ROUNDS times.
 # Prints for each run the 429 rate and the server CPU time per 1000 answers (utime+stime of
-# the server processes, from /proc), which is steadier than throughput on a shared machine.
+# the server processes, from /proc), which is steadier than throughput on a shared machine,
+# and per 1000 attempts: answers plus wrk's socket errors. Once Urna's penalty box holds the
+# source, its connection is closed and every reconnect is reset at accept: wrk then counts
+# errors, not answers, and "attempts" is what the hostile source asked of the server.
 # Usage: load-tests/nginx/compare.sh URNA_PID "NGINX_WORKER_PIDS" [ROUNDS] [SECONDS]
 set -euo pipefail
 urna_pid=$1; nginx_pids=$2; rounds=${3:-3}; secs=${4:-10}
@@ -23,6 +26,9 @@ for r in $(seq 1 "$rounds"); do
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     cpu_ms=$(( (after - before) * 1000 / hz ))
-    echo "round $r $target: requests/s $rps, non-2xx ${non2xx:-0}, server cpu ${cpu_ms} ms, cpu per 1000 answers $(awk -v c=$cpu_ms -v n=${non2xx:-1} 'BEGIN{printf "%.1f ms", c*1000/n}')"
+    answers=$(echo "$out" | awk '/requests in/ {print $1}')
+    errors=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4+$6+$8+$10}')
+    attempts=$(( ${answers:-0} + ${errors:-0} ))
+    echo "round $r $target: requests/s $rps, non-2xx ${non2xx:-0}, socket errors ${errors:-0}, server cpu ${cpu_ms} ms, cpu per 1000 answers $(awk -v c=$cpu_ms -v n=${non2xx:-1} 'BEGIN{printf "%.1f ms", c*1000/n}'), per 1000 attempts $(awk -v c=$cpu_ms -v n=$attempts 'BEGIN{printf "%.2f ms", c*1000/(n>0?n:1)}')"
   done
 done
