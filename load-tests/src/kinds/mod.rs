@@ -20,6 +20,7 @@ use crate::net::{source_addr, Target};
 use crate::report::Stats;
 use crate::scenario::Scenario;
 
+pub mod arrivals;
 pub mod flood;
 pub mod handshake_flood;
 pub mod handshake_stall;
@@ -136,6 +137,7 @@ macro_rules! registry {
 
 registry! {
     "voters" => Voters(voters::Voters),
+    "arrivals" => Arrivals(arrivals::Arrivals),
     "flood" => Flood(flood::Flood),
     "slowloris" => Slowloris(slowloris::Slowloris),
     "handshake-stall" => HandshakeStall(handshake_stall::HandshakeStall),
