@@ -261,12 +261,13 @@ pub struct TaskReport {
 /// TLS handshakes a task made.
 #[derive(Debug, Clone, Serialize)]
 pub struct HandshakeReport {
-    /// Begun (0 where the kind counts only completions).
-    pub attempted: u64,
+    /// Begun (`handshake-flood`, `tls-churn`); absent where the kind counts only
+    /// completions (its `failures` say what went wrong).
+    pub attempted: Option<u64>,
     pub completed: u64,
     pub completed_per_s: f64,
-    /// `attempted - completed` where attempts are counted, else 0.
-    pub failed: u64,
+    /// `attempted - completed`, where attempts are counted.
+    pub failed: Option<u64>,
     /// Time from the TCP connect to the handshake's end.
     pub handshake_time: Option<Percentiles>,
 }
@@ -336,11 +337,12 @@ impl TaskReport {
             skipped_at_cap: s.skipped_at_cap,
             handshakes: s.handshake_us.as_ref().map(|h| {
                 let completed = h.len();
+                let attempted = (s.handshakes_attempted > 0).then_some(s.handshakes_attempted);
                 HandshakeReport {
-                    attempted: s.handshakes_attempted,
+                    attempted,
                     completed,
                     completed_per_s: completed as f64 / secs,
-                    failed: s.handshakes_attempted.saturating_sub(completed),
+                    failed: attempted.map(|a| a.saturating_sub(completed)),
                     handshake_time: Percentiles::of(h),
                 }
             }),
@@ -422,11 +424,18 @@ impl Report {
                 );
             }
             if let Some(h) = &t.handshakes {
-                let _ = writeln!(
-                    out,
-                    "  handshakes: attempted {} completed {} ({:.0}/s) failed {}",
-                    h.attempted, h.completed, h.completed_per_s, h.failed
-                );
+                let _ = match (h.attempted, h.failed) {
+                    (Some(a), Some(f)) => writeln!(
+                        out,
+                        "  handshakes: attempted {a} completed {} ({:.0}/s) failed {f}",
+                        h.completed, h.completed_per_s
+                    ),
+                    _ => writeln!(
+                        out,
+                        "  handshakes completed {} ({:.0}/s)",
+                        h.completed, h.completed_per_s
+                    ),
+                };
                 if let Some(p) = &h.handshake_time {
                     let _ = writeln!(
                         out,

@@ -4,8 +4,8 @@
 //!
 //! Two shapes. Held: `connections` slots, each opening a connection, doing its kind's thing
 //! until the server closes it (or the run ends), then opening the next from the next address
-//! of the pool — so `connections` are held at once, from as many addresses as the pool has.
-//! Open loop: a new connection every `1 / rate_per_s` seconds, at most `connections` alive at
+//! of the pool (at most one every [`MIN_SLOT_CYCLE`] per slot) — so `connections` are held
+//! at once, from as many addresses as the pool has. Open loop: a new connection every `1 / rate_per_s` seconds, at most `connections` alive at
 //! once (an arrival that finds them all busy is counted in `skipped_at_cap`, not queued: the
 //! rate stays the rate).
 //!
@@ -23,6 +23,10 @@ use tokio::time::{sleep, sleep_until};
 
 use super::{Pool, Window, RECONNECT_PAUSE};
 use crate::report::Stats;
+
+/// Shortest time from one connection of a slot to its next: at most 10 a second per slot,
+/// so the connections a slot opens are bounded in count as well as in time.
+pub const MIN_SLOT_CYCLE: Duration = Duration::from_millis(100);
 
 /// A task's stats, shared by its connections.
 #[derive(Clone, Default)]
@@ -82,11 +86,15 @@ impl Driver {
                     set.spawn(async move {
                         let mut round = 0usize;
                         while Instant::now() < deadline {
+                            let began = Instant::now();
                             let ip = pool.cycled(slot, slots, round);
                             round += 1;
                             if one(ip, deadline).await == Next::Pause {
                                 sleep(RECONNECT_PAUSE).await;
                             }
+                            // A server at its connection cap closes at accept: without a
+                            // floor, every surplus slot would spin on connect.
+                            sleep_until((began + MIN_SLOT_CYCLE).into()).await;
                         }
                     });
                 }
