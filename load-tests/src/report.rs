@@ -266,7 +266,8 @@ pub struct HandshakeReport {
     pub attempted: Option<u64>,
     pub completed: u64,
     pub completed_per_s: f64,
-    /// `attempted - completed`, where attempts are counted.
+    /// `attempted - completed`, where attempts are counted: refused, reset, or still
+    /// unfinished when the run ended (a connect stuck in SYN retries is one).
     pub failed: Option<u64>,
     /// Time from the TCP connect to the handshake's end.
     pub handshake_time: Option<Percentiles>,
