@@ -76,6 +76,9 @@ pub struct Answer<'a> {
     /// The server ends the connection after this answer (`Connection: close`, HTTP/1.0
     /// without keep-alive, or a body delimited by the close).
     pub close: bool,
+    /// `Retry-After` in whole seconds, when the answer carries one (429, 503). An HTTP date
+    /// is not read: Urna sends seconds.
+    pub retry_after_s: Option<u64>,
 }
 
 /// One request, whole: request line, `Host`, `Content-Type` and `Content-Length` when there
@@ -123,6 +126,7 @@ struct Head {
     interim: bool,
     framing: Framing,
     close: bool,
+    retry_after_s: Option<u64>,
 }
 
 /// Parses a head at the start of `buf`; `None` while it is incomplete. Pure: no I/O.
@@ -149,6 +153,7 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, H1Error> {
     let mut close = http10;
     let mut length: Option<usize> = None;
     let mut chunked = false;
+    let mut retry_after_s = None;
     for h in resp.headers.iter() {
         let value =
             std::str::from_utf8(h.value).map_err(|_| H1Error::Malformed("non-UTF-8 value".into()));
@@ -174,6 +179,8 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, H1Error> {
                 }
                 length = Some(n);
             }
+        } else if h.name.eq_ignore_ascii_case("retry-after") {
+            retry_after_s = value?.trim().parse::<u64>().ok();
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             for coding in value?.split(',').map(str::trim).filter(|c| !c.is_empty()) {
                 // `chunked` must be the last coding and we asked for no other (no TE header).
@@ -205,6 +212,7 @@ fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, H1Error> {
         interim: (100..=199).contains(&status),
         framing,
         close,
+        retry_after_s,
     }))
 }
 
@@ -235,6 +243,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             end: 0,
             dechunked: Vec::new(),
         }
+    }
+
+    /// The stream, to hold or read by hand (bytes buffered past the last answer are dropped).
+    pub fn into_inner(self) -> S {
+        self.io
     }
 
     /// Writes one pre-encoded request (one `write_all`, then a flush for TLS) and reads its
@@ -292,6 +305,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Body::Dechunked => &self.dechunked,
             },
             close: head.close,
+            retry_after_s: head.retry_after_s,
         })
     }
 

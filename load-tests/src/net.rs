@@ -116,11 +116,25 @@ fn net_size(net: &IpNet) -> u128 {
 
 /// A TCP connection from `source`.
 pub async fn tcp(target: &Target, source: IpAddr) -> std::io::Result<TcpStream> {
+    tcp_with(target, source, None).await
+}
+
+/// A TCP connection from `source`, with a receive buffer of `recv_buffer_bytes` when given
+/// (a slow reader's small window; the kernel doubles it and keeps a floor of its own).
+pub async fn tcp_with(
+    target: &Target,
+    source: IpAddr,
+    recv_buffer_bytes: Option<u32>,
+) -> std::io::Result<TcpStream> {
     let socket = if source.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
+    if let Some(n) = recv_buffer_bytes {
+        // Before connect: the window is agreed in the handshake.
+        socket.set_recv_buffer_size(n)?;
+    }
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(target.addr).await?;
     stream.set_nodelay(true)?;

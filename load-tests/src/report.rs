@@ -23,6 +23,85 @@ pub struct Stats {
     pub ok_latency_us: Histogram<u64>,
     /// How long the server took to close a hostile connection, in µs.
     pub close_after_us: Histogram<u64>,
+    /// Why connections or requests failed: `connect`, `tls`, `reset`, `timeout`, ...
+    pub failures: BTreeMap<String, u64>,
+    /// TLS handshakes begun (handshake floods; others count only completions).
+    pub handshakes_attempted: u64,
+    /// Time from the TCP connect to the end of the TLS handshake, in µs. Created on first
+    /// use: most tasks never record one, and a histogram is ~190 KB.
+    pub handshake_us: Option<Histogram<u64>>,
+    /// Answer bytes read (slow readers).
+    pub bytes_read: u64,
+    /// Open-loop connections not opened because the task's `connections` were all busy.
+    pub skipped_at_cap: u64,
+    /// Each arriving voter's outcome (`arrivals` tasks only).
+    pub arrivals: Option<ArrivalStats>,
+}
+
+/// One latency histogram's bounds: 1 µs .. 1 hour at 3 significant digits, fixed-size
+/// whatever the run.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds")
+}
+
+/// What became of the voters of an `arrivals` task. Every voter that arrived ends in
+/// exactly one of `accepted` or `failures`.
+#[derive(Debug)]
+pub struct ArrivalStats {
+    pub arrived: u64,
+    /// Voters whose ballot got a 2xx.
+    pub accepted: u64,
+    /// ... on the first try (no retry).
+    pub accepted_first_try: u64,
+    /// Retries of all voters (after 429/503, or a broken connection).
+    pub retries: u64,
+    /// Voters who sent a second ballot on the same visit, and how many of those got a 2xx.
+    pub revotes_sent: u64,
+    pub revotes_accepted: u64,
+    /// Voters who gave up, by the last thing that went wrong: `connect`, `tls`, `reset`
+    /// (their retry budget spent on these), `timeout` (their deadline passed), `status` (a
+    /// final non-2xx answer, or a 429/503 when the retry budget was spent).
+    pub failures: BTreeMap<String, u64>,
+    /// The final answer of voters who failed on one, by status.
+    pub final_statuses: BTreeMap<u16, u64>,
+    /// From each voter's arrival (its scheduled time, not when it got to send) to its 2xx,
+    /// handshakes, waits and retries included, in µs.
+    pub from_arrival_us: Histogram<u64>,
+}
+
+impl Default for ArrivalStats {
+    fn default() -> Self {
+        ArrivalStats {
+            arrived: 0,
+            accepted: 0,
+            accepted_first_try: 0,
+            retries: 0,
+            revotes_sent: 0,
+            revotes_accepted: 0,
+            failures: BTreeMap::new(),
+            final_statuses: BTreeMap::new(),
+            from_arrival_us: histogram(),
+        }
+    }
+}
+
+impl ArrivalStats {
+    pub fn merge(&mut self, o: ArrivalStats) {
+        self.arrived += o.arrived;
+        self.accepted += o.accepted;
+        self.accepted_first_try += o.accepted_first_try;
+        self.retries += o.retries;
+        self.revotes_sent += o.revotes_sent;
+        self.revotes_accepted += o.revotes_accepted;
+        for (k, v) in o.failures {
+            *self.failures.entry(k).or_default() += v;
+        }
+        for (k, v) in o.final_statuses {
+            *self.final_statuses.entry(k).or_default() += v;
+        }
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.from_arrival_us.add(&o.from_arrival_us);
+    }
 }
 
 impl Default for Stats {
@@ -33,22 +112,54 @@ impl Default for Stats {
             connects: 0,
             io_errors: 0,
             closed_by_server: 0,
-            // 1 µs .. 1 hour at 3 significant digits: fixed-size, whatever the run.
-            ok_latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds"),
-            close_after_us: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds"),
+            ok_latency_us: histogram(),
+            close_after_us: histogram(),
+            failures: BTreeMap::new(),
+            handshakes_attempted: 0,
+            handshake_us: None,
+            bytes_read: 0,
+            skipped_at_cap: 0,
+            arrivals: None,
         }
     }
 }
 
 impl Stats {
     pub fn answer(&mut self, status: u16, body: &[u8], latency: Duration) {
-        *self.statuses.entry(status).or_default() += 1;
+        self.answered(status, body);
         if (200..300).contains(&status) {
             self.ok_latency_us
                 .saturating_record(latency.as_micros().max(1) as u64);
-        } else if let Some(code) = error_code(body) {
-            *self.codes.entry(code).or_default() += 1;
         }
+    }
+
+    /// Counts an answer's status and error code, without a latency (kinds that measure
+    /// their own, e.g. from a voter's arrival).
+    pub fn answered(&mut self, status: u16, body: &[u8]) {
+        *self.statuses.entry(status).or_default() += 1;
+        if !(200..300).contains(&status) {
+            if let Some(code) = error_code(body) {
+                *self.codes.entry(code).or_default() += 1;
+            }
+        }
+    }
+
+    /// Counts an answer's status only (no body to read, no latency to record).
+    pub fn status(&mut self, status: u16) {
+        *self.statuses.entry(status).or_default() += 1;
+    }
+
+    /// Counts a failure of this kind; it is an I/O error too.
+    pub fn fail(&mut self, kind: &str) {
+        self.io_errors += 1;
+        *self.failures.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Records a completed TLS handshake that took `us`.
+    pub fn handshake(&mut self, us: u64) {
+        self.handshake_us
+            .get_or_insert_with(histogram)
+            .saturating_record(us);
     }
 
     pub fn merge(&mut self, other: Stats) {
@@ -64,6 +175,25 @@ impl Stats {
         // Same bounds on both sides: adding cannot fail.
         let _ = self.ok_latency_us.add(&other.ok_latency_us);
         let _ = self.close_after_us.add(&other.close_after_us);
+        for (k, v) in other.failures {
+            *self.failures.entry(k).or_default() += v;
+        }
+        self.handshakes_attempted += other.handshakes_attempted;
+        if let Some(h) = other.handshake_us {
+            match &mut self.handshake_us {
+                Some(mine) => {
+                    let _ = mine.add(&h);
+                }
+                None => self.handshake_us = Some(h),
+            }
+        }
+        self.bytes_read += other.bytes_read;
+        self.skipped_at_cap += other.skipped_at_cap;
+        match (&mut self.arrivals, other.arrivals) {
+            (Some(mine), Some(a)) => mine.merge(a),
+            (None, Some(a)) => self.arrivals = Some(a),
+            _ => {}
+        }
     }
 }
 
@@ -118,6 +248,65 @@ pub struct TaskReport {
     pub closed_by_server: u64,
     pub ok_latency: Option<Percentiles>,
     pub close_after: Option<Percentiles>,
+    /// Failures by kind (`connect`, `tls`, `reset`, `timeout`, ...).
+    pub failures: BTreeMap<String, u64>,
+    pub bytes_read: u64,
+    pub skipped_at_cap: u64,
+    /// TLS handshakes: counts and handshake times (not answer latency).
+    pub handshakes: Option<HandshakeReport>,
+    /// An `arrivals` task's voters.
+    pub arrivals: Option<ArrivalsReport>,
+}
+
+/// TLS handshakes a task made.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandshakeReport {
+    /// Begun (`handshake-flood`, `tls-churn`); absent where the kind counts only
+    /// completions (its `failures` say what went wrong).
+    pub attempted: Option<u64>,
+    pub completed: u64,
+    pub completed_per_s: f64,
+    /// `attempted - completed`, where attempts are counted: refused, reset, or still
+    /// unfinished when the run ended (a connect stuck in SYN retries is one).
+    pub failed: Option<u64>,
+    /// Time from the TCP connect to the handshake's end.
+    pub handshake_time: Option<Percentiles>,
+}
+
+/// What became of an `arrivals` task's voters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArrivalsReport {
+    pub arrived: u64,
+    pub accepted: u64,
+    pub accepted_pct: f64,
+    pub accepted_first_try_pct: f64,
+    pub failed: u64,
+    pub retries: u64,
+    pub revotes_sent: u64,
+    pub revotes_accepted: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub final_statuses: BTreeMap<u16, u64>,
+    /// From arrival (the scheduled time) to the 2xx, handshake and retries included.
+    pub latency_from_arrival: Option<Percentiles>,
+}
+
+impl ArrivalsReport {
+    fn of(a: &ArrivalStats) -> ArrivalsReport {
+        let pct = |n: u64| 100.0 * n as f64 / a.arrived.max(1) as f64;
+        ArrivalsReport {
+            arrived: a.arrived,
+            accepted: a.accepted,
+            accepted_pct: pct(a.accepted),
+            accepted_first_try_pct: pct(a.accepted_first_try),
+            failed: a.failures.values().sum(),
+            retries: a.retries,
+            revotes_sent: a.revotes_sent,
+            revotes_accepted: a.revotes_accepted,
+            failures: a.failures.clone(),
+            final_statuses: a.final_statuses.clone(),
+            latency_from_arrival: Percentiles::of(&a.from_arrival_us),
+        }
+    }
 }
 
 impl TaskReport {
@@ -144,6 +333,21 @@ impl TaskReport {
             closed_by_server: s.closed_by_server,
             ok_latency: Percentiles::of(&s.ok_latency_us),
             close_after: Percentiles::of(&s.close_after_us),
+            failures: s.failures.clone(),
+            bytes_read: s.bytes_read,
+            skipped_at_cap: s.skipped_at_cap,
+            handshakes: s.handshake_us.as_ref().map(|h| {
+                let completed = h.len();
+                let attempted = (s.handshakes_attempted > 0).then_some(s.handshakes_attempted);
+                HandshakeReport {
+                    attempted,
+                    completed,
+                    completed_per_s: completed as f64 / secs,
+                    failed: attempted.map(|a| a.saturating_sub(completed)),
+                    handshake_time: Percentiles::of(h),
+                }
+            }),
+            arrivals: s.arrivals.as_ref().map(ArrivalsReport::of),
         }
     }
 
@@ -161,6 +365,8 @@ impl TaskReport {
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The open-files limit the run had, against what its tasks could hold.
+    pub open_files: crate::runner::OpenFiles,
     pub tasks: Vec<TaskReport>,
 }
 
@@ -172,6 +378,13 @@ impl Report {
     /// A table for people.
     pub fn human(&self) -> String {
         let mut out = String::new();
+        if self.open_files.limit < self.open_files.needed {
+            let _ = writeln!(
+                out,
+                "open-files limit {} is below the {} the scenario may hold: some connect errors are ours",
+                self.open_files.limit, self.open_files.needed
+            );
+        }
         for t in &self.tasks {
             let _ = writeln!(
                 out,
@@ -197,6 +410,62 @@ impl Report {
                     "  closed by server after ms: p50 {:.0} p99 {:.0} max {:.0} (n={})",
                     p.p50_ms, p.p99_ms, p.max_ms, p.count
                 );
+            }
+            if !t.failures.is_empty() {
+                let _ = writeln!(out, "  failures: {:?}", t.failures);
+            }
+            if t.bytes_read > 0 {
+                let _ = writeln!(out, "  bytes read: {}", t.bytes_read);
+            }
+            if t.skipped_at_cap > 0 {
+                let _ = writeln!(
+                    out,
+                    "  not opened (all `connections` busy): {}",
+                    t.skipped_at_cap
+                );
+            }
+            if let Some(h) = &t.handshakes {
+                let _ = match (h.attempted, h.failed) {
+                    (Some(a), Some(f)) => writeln!(
+                        out,
+                        "  handshakes: attempted {a} completed {} ({:.0}/s) failed {f}",
+                        h.completed, h.completed_per_s
+                    ),
+                    _ => writeln!(
+                        out,
+                        "  handshakes completed {} ({:.0}/s)",
+                        h.completed, h.completed_per_s
+                    ),
+                };
+                if let Some(p) = &h.handshake_time {
+                    let _ = writeln!(
+                        out,
+                        "  handshake time ms: p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+                        p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
+                    );
+                }
+            }
+            if let Some(a) = &t.arrivals {
+                let _ = writeln!(
+                    out,
+                    "  voters: arrived {} accepted {} ({:.1}%, first try {:.1}%) failed {} retries {} revotes {}/{}",
+                    a.arrived, a.accepted, a.accepted_pct, a.accepted_first_try_pct, a.failed,
+                    a.retries, a.revotes_accepted, a.revotes_sent
+                );
+                if !a.failures.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  voters failed by: {:?}, final statuses {:?}",
+                        a.failures, a.final_statuses
+                    );
+                }
+                if let Some(p) = &a.latency_from_arrival {
+                    let _ = writeln!(
+                        out,
+                        "  from arrival to 2xx ms: p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
+                        p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
+                    );
+                }
             }
         }
         out

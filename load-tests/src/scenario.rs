@@ -3,15 +3,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
 use serde::Deserialize;
+
+pub use crate::kinds::flood::FloodRequest;
+pub use crate::kinds::voters::MAX_BALLOTS;
+pub use crate::kinds::{Task, MAX_CONNECTIONS};
 
 /// Longest run a scenario may ask for. An attack tool that forgets to stop is an attack.
 pub const MAX_DURATION_S: u64 = 3600;
-/// Most connections one task may open.
-pub const MAX_CONNECTIONS: usize = 20_000;
-/// Most ballots one voters task may pre-sign (each is held in memory, ~1 KiB).
-pub const MAX_BALLOTS: usize = 5_000_000;
 
 /// One run.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,115 +57,6 @@ fn default_server_name() -> String {
     "localhost".into()
 }
 
-/// One kind of client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum Task {
-    /// Voters on the roll casting signed ballots (each voter revotes with rising `seq`).
-    Voters {
-        name: String,
-        /// Keep-alive connections; each has one request in flight (HTTP/1.1) or
-        /// `streams_per_connection` (HTTP/2).
-        connections: usize,
-        /// Source addresses: connection `i` binds the `i`-th host address of this network.
-        sources: IpNet,
-        /// Total ballots per second across the task (open loop, latency measured from the
-        /// scheduled send time); absent: as fast as answers come back (closed loop).
-        #[serde(default)]
-        rate_per_s: Option<f64>,
-        /// Ballots to pre-sign; the task stops early when they are all sent.
-        ballots: usize,
-        /// Size of each ballot's opaque payload, in bytes.
-        #[serde(default = "default_payload_bytes")]
-        payload_bytes: usize,
-        #[serde(default)]
-        http2: bool,
-        #[serde(default = "one")]
-        streams_per_connection: usize,
-        /// Only voters of this algorithm (`ed25519` or `p256`); absent: every voter.
-        #[serde(default)]
-        alg: Option<String>,
-    },
-    /// The same request, over and over, from few sources: what a rate limiter must absorb.
-    Flood {
-        name: String,
-        connections: usize,
-        sources: IpNet,
-        request: FloodRequest,
-        #[serde(default)]
-        rate_per_s: Option<f64>,
-        #[serde(default)]
-        http2: bool,
-        #[serde(default = "one")]
-        streams_per_connection: usize,
-    },
-    /// Connections that send a request head one byte at a time and never finish it.
-    Slowloris {
-        name: String,
-        connections: usize,
-        sources: IpNet,
-        /// Pause between bytes, in ms.
-        interval_ms: u64,
-    },
-    /// TCP connections that never start (or never finish) the TLS handshake.
-    HandshakeStall {
-        name: String,
-        connections: usize,
-        sources: IpNet,
-    },
-    /// Full TLS handshakes, dropped at once: the CPU cost of handshakes.
-    TlsChurn {
-        name: String,
-        connections: usize,
-        sources: IpNet,
-    },
-}
-
-/// What a flood sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FloodRequest {
-    /// `GET /v1/election`.
-    GetElection,
-    /// `GET /log/checkpoint`.
-    GetCheckpoint,
-    /// `POST /v1/ballots` with a body that is not a submission.
-    JunkBallot,
-    /// A well-formed ballot for a voter on the roll, with a corrupted signature.
-    BadSignature,
-    /// A correctly signed ballot from a key that is not on the roll.
-    Unlisted,
-}
-
-fn default_payload_bytes() -> usize {
-    512
-}
-fn one() -> usize {
-    1
-}
-
-impl Task {
-    pub fn name(&self) -> &str {
-        match self {
-            Task::Voters { name, .. }
-            | Task::Flood { name, .. }
-            | Task::Slowloris { name, .. }
-            | Task::HandshakeStall { name, .. }
-            | Task::TlsChurn { name, .. } => name,
-        }
-    }
-
-    fn connections(&self) -> usize {
-        match self {
-            Task::Voters { connections, .. }
-            | Task::Flood { connections, .. }
-            | Task::Slowloris { connections, .. }
-            | Task::HandshakeStall { connections, .. }
-            | Task::TlsChurn { connections, .. } => *connections,
-        }
-    }
-}
-
 impl Scenario {
     /// Reads and checks a scenario file; relative paths in it are taken from the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
@@ -198,76 +88,10 @@ impl Scenario {
             "a scenario needs at least one [[task]]"
         );
         for t in &self.tasks {
-            let c = t.connections();
-            anyhow::ensure!(
-                (1..=MAX_CONNECTIONS).contains(&c),
-                "task {}: connections must be in 1..={MAX_CONNECTIONS}",
-                t.name()
-            );
-            match t {
-                Task::Voters {
-                    ballots,
-                    rate_per_s,
-                    streams_per_connection,
-                    http2,
-                    ..
-                } => {
-                    anyhow::ensure!(
-                        (1..=MAX_BALLOTS).contains(ballots),
-                        "task {}: ballots must be in 1..={MAX_BALLOTS}",
-                        t.name()
-                    );
-                    anyhow::ensure!(self.voters.is_some(), "task {}: needs `voters`", t.name());
-                    check_rate(t.name(), *rate_per_s)?;
-                    check_streams(t.name(), *http2, *streams_per_connection)?;
-                }
-                Task::Flood {
-                    request,
-                    rate_per_s,
-                    streams_per_connection,
-                    http2,
-                    ..
-                } => {
-                    if *request == FloodRequest::BadSignature {
-                        anyhow::ensure!(self.voters.is_some(), "task {}: needs `voters`", t.name());
-                    }
-                    check_rate(t.name(), *rate_per_s)?;
-                    check_streams(t.name(), *http2, *streams_per_connection)?;
-                }
-                Task::Slowloris { interval_ms, .. } => {
-                    anyhow::ensure!(
-                        (1..=60_000).contains(interval_ms),
-                        "interval_ms must be in 1..=60000"
-                    );
-                }
-                Task::HandshakeStall { .. } | Task::TlsChurn { .. } => {}
-            }
+            t.spec().check(self)?;
         }
         Ok(())
     }
-}
-
-/// HTTP/2 lanes share a connection; an HTTP/1.1 connection carries one request at a time.
-fn check_streams(name: &str, http2: bool, streams: usize) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=256).contains(&streams),
-        "task {name}: streams_per_connection must be in 1..=256"
-    );
-    anyhow::ensure!(
-        http2 || streams == 1,
-        "task {name}: streams_per_connection > 1 needs http2 (an HTTP/1.1 connection carries one request at a time)"
-    );
-    Ok(())
-}
-
-fn check_rate(name: &str, rate: Option<f64>) -> anyhow::Result<()> {
-    if let Some(r) = rate {
-        anyhow::ensure!(
-            r > 0.0 && r <= 10_000_000.0,
-            "task {name}: rate_per_s must be in (0, 1e7]"
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -311,5 +135,19 @@ mod tests {
         let h2_streams: Scenario =
             toml::from_str(&format!("{ok}streams_per_connection = 2\nhttp2 = true\n")).unwrap();
         h2_streams.check().unwrap();
+    }
+
+    #[test]
+    fn every_scenario_in_the_folder_loads_and_checks() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Scenario::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "{n} scenarios");
     }
 }

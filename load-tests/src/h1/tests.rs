@@ -313,3 +313,23 @@ async fn send_writes_the_encoded_request_and_reads_its_answer() {
         b"GET /v1/election HTTP/1.1\r\nHost: h\r\n\r\n"
     );
 }
+
+#[tokio::test]
+async fn retry_after_seconds_are_read_and_a_date_is_ignored() {
+    for (wire, want) in [
+        (
+            &b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\ncontent-length: 0\r\n\r\n"[..],
+            Some(3),
+        ),
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: Wed, 21 Oct 2026 07:28:00 GMT\r\ncontent-length: 0\r\n\r\n",
+            None,
+        ),
+        (b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n", None),
+    ] {
+        let (mut conn, mut server) = pipe();
+        server.write_all(wire).await.unwrap();
+        let got = conn.read_answer().await.unwrap();
+        assert_eq!(got.retry_after_s, want, "{}", String::from_utf8_lossy(wire));
+    }
+}

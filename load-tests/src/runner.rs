@@ -1,0 +1,125 @@
+//! Running a whole scenario: load the voters, plan every task (signing, encoding — all
+//! before the clock), open the keep-alive connections of the kinds that want them, then run
+//! the tasks side by side and report on each.
+//!
+//! Every task ends at the scenario's deadline (plus a short grace for answers in flight,
+//! or an arriving voter's own deadline) or sooner when its work runs out: the simulator
+//! always stops by itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::ballots::load_voters;
+use crate::kinds::{PlanContext, Window};
+use crate::net::Target;
+use crate::report::{Report, TaskReport};
+use crate::scenario::Scenario;
+
+/// File descriptors the process needs besides the tasks' sockets (stdio, the runtime's
+/// own, files read at start).
+const SPARE_FDS: u64 = 64;
+
+/// Runs every task of `s` side by side and reports on each.
+pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
+    // The plans below rely on the bounds (e.g. one lane per HTTP/1.1 connection).
+    s.check()?;
+    let sockets: usize = s.tasks.iter().map(|t| t.spec().max_sockets()).sum();
+    let open_files = raise_open_files(sockets as u64 + SPARE_FDS);
+    let target = Arc::new(Target::new(
+        s.target,
+        &s.server_name,
+        if s.plain { None } else { s.ca.as_deref() },
+    )?);
+    let voters = match &s.voters {
+        Some(path) => {
+            // Each task takes its own slice of the file: load what they want together.
+            let need = s
+                .tasks
+                .iter()
+                .map(|t| t.spec().voters_wanted(s))
+                .sum::<usize>()
+                .max(1);
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || load_voters(&path, need)).await??
+        }
+        None => Vec::new(),
+    };
+    // Everything costly (signing) happens before the clock starts.
+    let mut plans = Vec::new();
+    let mut cx = PlanContext {
+        scenario: s,
+        voters: &voters,
+        voter_offset: 0,
+        host: target.host(),
+        target: &target,
+    };
+    for task in &s.tasks {
+        plans.push(task.spec().plan(&mut cx)?);
+    }
+    drop(voters);
+    for plan in &mut plans {
+        plan.connect(&target, Instant::now() + Duration::from_secs(30))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(s.settle_ms)).await;
+    // HTTP lanes send from `launch`; what they see is counted from `start`, after the
+    // warm-up. The other tasks begin at `start`.
+    let launch = Instant::now();
+    let start = launch + Duration::from_secs(s.warmup_s);
+    let deadline = start + Duration::from_secs(s.duration_s);
+    let window = Window {
+        launch,
+        start,
+        deadline,
+    };
+    let mut running = JoinSet::new();
+    for (i, plan) in plans.into_iter().enumerate() {
+        let target = target.clone();
+        running.spawn(async move { (i, plan.run(target, window).await) });
+    }
+    let mut reports: Vec<Option<TaskReport>> = vec![None; s.tasks.len()];
+    while let Some(done) = running.join_next().await {
+        let (i, stats) = done?;
+        let t = &s.tasks[i];
+        reports[i] = Some(TaskReport::new(
+            t.name(),
+            t.kind(),
+            start.elapsed().min(Duration::from_secs(s.duration_s)),
+            &stats,
+        ));
+    }
+    Ok(Report {
+        open_files,
+        tasks: reports.into_iter().flatten().collect(),
+    })
+}
+
+/// What the process may hold open, against what the scenario needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpenFiles {
+    /// The soft `RLIMIT_NOFILE` after raising it to the hard limit.
+    pub limit: u64,
+    /// Sockets the tasks may hold at once, plus a few spare.
+    pub needed: u64,
+}
+
+/// Raises the open-files soft limit to the hard limit (a botnet scenario holds 15,000+
+/// sockets; the usual soft limit is 1024) and says so on stderr when even that is short of
+/// `needed`: connections past it fail as `connect` errors, which would read as the server's
+/// doing.
+fn raise_open_files(needed: u64) -> OpenFiles {
+    let limit = match rlimit::Resource::NOFILE.get() {
+        Ok((_, hard)) => rlimit::increase_nofile_limit(hard).unwrap_or(0),
+        Err(_) => 0,
+    };
+    if limit < needed {
+        eprintln!(
+            "urna-sim: open-files limit is {limit}, the scenario may hold {needed}: \
+             connections past the limit will fail as connect errors (raise the hard limit: \
+             ulimit -Hn, or LimitNOFILE)"
+        );
+    }
+    OpenFiles { limit, needed }
+}
