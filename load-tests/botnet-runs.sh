@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The botnet scenarios, one server per scenario: each starts `urna serve` on the embedded
+# default config (shipped limits; the demo election in ./data), runs
+# load-tests/scenarios/botnet-<kind>.toml with urna-sim, and prints the voters' outcome,
+# the attack's main counts, and the server's peak RSS (VmHWM) and CPU over the run. The
+# JSON report of each run goes to load-tests/results/botnet-<kind>.json.
+# Usage: load-tests/botnet-runs.sh [kind ...]   (default: every kind, then all together)
+# Needs: cargo build --release --workspace; run from anywhere; loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${URNA_BIN:-./target/release/urna}
+sim=${SIM_BIN:-./target/release/urna-sim}
+kinds=("$@")
+[ ${#kinds[@]} -eq 0 ] && kinds=(idle-tcp tls-stall idle-keepalive handshake-flood slowloris flood slow-body slow-read all)
+# Both processes hold thousands of sockets; root may raise the hard limit too.
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
+hz=$(getconf CLK_TCK)
+for kind in "${kinds[@]}"; do
+  $bin serve > "load-tests/results/botnet-$kind.server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do
+    curl -sk --max-time 1 https://127.0.0.1:8443/healthz > /dev/null && break
+    sleep 0.1
+  done
+  cpu0=$(awk '{print $14+$15}' /proc/$pid/stat)
+  $sim run "load-tests/scenarios/botnet-$kind.toml" --json "load-tests/results/botnet-$kind.json" \
+    > "load-tests/results/botnet-$kind.txt" 2>&1 || echo "urna-sim exited $?" >> "load-tests/results/botnet-$kind.txt"
+  cpu1=$(awk '{print $14+$15}' /proc/$pid/stat)
+  rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  curl -sk --max-time 5 https://127.0.0.1:8443/metrics > "load-tests/results/botnet-$kind.metrics" || true
+  kill -TERM $pid; wait $pid || true
+  jq -r --arg kind "$kind" --arg rss "$rss_kb" --arg cpu "$(( (cpu1 - cpu0) * 1000 / hz ))" '
+    (.tasks[] | select(.arrivals) | .arrivals) as $a
+    | "\($kind): voters \($a.arrived) arrived, \($a.accepted_pct)% accepted, \($a.accepted_first_try_pct)% first try, p50 \($a.latency_from_arrival.p50_ms // "-") ms, p99 \($a.latency_from_arrival.p99_ms // "-") ms, max \($a.latency_from_arrival.max_ms // "-") ms; server peak RSS \(($rss|tonumber)/1024|floor) MiB, CPU \($cpu) ms"' \
+    "load-tests/results/botnet-$kind.json" || cat "load-tests/results/botnet-$kind.txt"
+done
