@@ -4,7 +4,8 @@
 # load-tests/scenarios/botnet-<kind>.toml with urna-sim, and prints the voters' outcome,
 # the attack's main counts, and the server's peak RSS (VmHWM) and CPU over the run. The
 # JSON report of each run goes to load-tests/results/botnet-<kind>.json.
-# Usage: load-tests/botnet-runs.sh [kind ...]   (default: every kind, then all together)
+# Usage: [URNA_CONFIG=file] load-tests/botnet-runs.sh [kind ...]   (default: every kind, then
+# all together; URNA_CONFIG: another config, for trying a limit)
 # Needs: cargo build --release --workspace; run from anywhere; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
 hz=$(getconf CLK_TCK)
 for kind in "${kinds[@]}"; do
-  $bin serve > "load-tests/results/botnet-$kind.server.log" 2>&1 &
+  $bin serve ${URNA_CONFIG:+--config "$URNA_CONFIG"} > "load-tests/results/botnet-$kind.server.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do
     curl -sk --max-time 1 https://127.0.0.1:8443/healthz > /dev/null && break

@@ -431,7 +431,7 @@ impl Default for LimitsConfig {
             overload_scale_from_pct: 50,
             overload_saturated_pct: 95,
             overload_tick_ms: 100,
-            first_byte_timeout_min_ms: 250,
+            first_byte_timeout_min_ms: 1_000,
             handshake_timeout_min_ms: 1_000,
             header_read_timeout_min_ms: 1_000,
             body_timeout_min_ms: 1_000,

@@ -241,7 +241,11 @@ impl AcceptGate {
         Arc::new(AcceptGate {
             deny: limits.deny.clone(),
             allow: limits.allow.clone(),
-            table: ConnTable::new(limits.max_connections.get(), limits.reclaim_batch.get()),
+            table: ConnTable::new(
+                limits.max_connections.get(),
+                limits.reclaim_batch.get(),
+                limits.keep_alive_idle_min_ms.min(limits.keep_alive_idle_ms),
+            ),
             sources: Mutex::new(SourceTable::new(
                 cap,
                 limits.max_connections_per_source.get(),

@@ -55,12 +55,15 @@ impl Phase {
         })
     }
 
-    /// Lower goes first when the table is full; `None`: never reclaimed.
-    pub fn reclaim_rank(self) -> Option<u8> {
+    /// Lower goes first when the table is full; `None`: never reclaimed. `settled` says
+    /// whether the phase has lasted the table's idle grace: a connection that has only just
+    /// finished its handshake or an answer is idle by phase but about to speak (a voter's
+    /// request, a revote), and ranks with the stalled ones, where its youth protects it.
+    pub fn reclaim_rank(self, settled: bool) -> Option<u8> {
         match self {
-            Phase::Idle => Some(0),
+            Phase::Idle if settled => Some(0),
             Phase::Silent => Some(1),
-            Phase::Handshake | Phase::Headers | Phase::Body => Some(2),
+            Phase::Idle | Phase::Handshake | Phase::Headers | Phase::Body => Some(2),
             Phase::Busy => None,
         }
     }
@@ -293,6 +296,9 @@ pub struct ConnTable {
     slots: Mutex<Slots>,
     /// How many of the least valuable connections one newcomer reclaims at once.
     reclaim_batch: usize,
+    /// How long a connection must have been idle to rank as idle keep-alive (see
+    /// [`Phase::reclaim_rank`]).
+    idle_grace_ms: u64,
     epoch: Instant,
     open: AtomicUsize,
 }
@@ -308,7 +314,7 @@ struct Slots {
 pub type Reclaimed = Vec<Phase>;
 
 impl ConnTable {
-    pub fn new(capacity: usize, reclaim_batch: usize) -> Arc<ConnTable> {
+    pub fn new(capacity: usize, reclaim_batch: usize, idle_grace_ms: u64) -> Arc<ConnTable> {
         let capacity = capacity.max(1);
         Arc::new(ConnTable {
             words: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
@@ -319,6 +325,7 @@ impl ConnTable {
                 free: (0..capacity).rev().collect(),
             }),
             reclaim_batch: reclaim_batch.clamp(1, capacity),
+            idle_grace_ms,
             epoch: Instant::now(),
             open: AtomicUsize::new(0),
         })
@@ -404,13 +411,15 @@ impl ConnTable {
     /// Ends up to `n` of the least valuable connections: lowest reclaim rank, then oldest
     /// phase start. Called with the lock held.
     fn reclaim(&self, slots: &mut Slots, n: usize) -> Reclaimed {
+        let now = self.now_ms();
         let mut candidates: Vec<(u8, u64, usize)> = self
             .words
             .iter()
             .enumerate()
             .filter_map(|(slot, w)| {
                 let (phase, _, since) = unpack(w.load(Ordering::Acquire))?;
-                Some((phase.reclaim_rank()?, since, slot))
+                let settled = now.saturating_sub(since) >= self.idle_grace_ms;
+                Some((phase.reclaim_rank(settled)?, since, slot))
             })
             .collect();
         if candidates.len() > n {
@@ -425,7 +434,7 @@ impl ConnTable {
             };
             // The word is a hint; the counters are the truth (a ballot in flight stays).
             let Some(phase) = conn.phase() else { continue };
-            if phase.reclaim_rank().is_none() || !conn.reclaimable() {
+            if phase.reclaim_rank(true).is_none() || !conn.reclaimable() {
                 continue;
             }
             if conn
@@ -487,7 +496,7 @@ mod tests {
 
     #[test]
     fn a_full_table_reclaims_idle_then_silent_then_stalled_and_never_busy() {
-        let table = ConnTable::new(4, 1);
+        let table = ConnTable::new(4, 1, 0);
         let busy = table.insert(ip(1)).0.unwrap();
         busy.request_started();
         let stalled = table.insert(ip(2)).0.unwrap();
@@ -520,8 +529,22 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_that_just_became_idle_ranks_behind_silent_ones() {
+        // A voter's connection right after its handshake: idle by phase, about to speak.
+        let table = ConnTable::new(2, 1, 60_000);
+        let silent = table.insert(ip(1)).0.unwrap();
+        tick();
+        let voter = table.insert(ip(2)).0.unwrap();
+        voter.set_phase(Phase::Idle);
+        let (_n, r) = table.insert(ip(3));
+        assert_eq!(r, vec![Phase::Silent]);
+        assert_eq!(silent.ended_now(), Some(Ended::Reclaimed));
+        assert_eq!(voter.ended_now(), None);
+    }
+
+    #[test]
     fn a_table_of_busy_connections_refuses_the_newcomer() {
-        let table = ConnTable::new(2, 4);
+        let table = ConnTable::new(2, 4, 0);
         let held: Vec<_> = (0..2)
             .map(|i| {
                 let c = table.insert(ip(i)).0.unwrap();
@@ -539,7 +562,7 @@ mod tests {
 
     #[test]
     fn a_ballot_whose_body_is_whole_is_never_reclaimed_though_its_word_says_idle() {
-        let table = ConnTable::new(1, 1);
+        let table = ConnTable::new(1, 1, 0);
         let c = table.insert(ip(1)).0.unwrap();
         c.request_started();
         c.body_started();
@@ -550,7 +573,7 @@ mod tests {
         assert!(n.is_none());
         assert_eq!(c.ended_now(), None);
         // A body still arriving may be given up.
-        let table = ConnTable::new(1, 1);
+        let table = ConnTable::new(1, 1, 0);
         let c = table.insert(ip(1)).0.unwrap();
         c.request_started();
         c.body_started();
@@ -561,7 +584,7 @@ mod tests {
 
     #[test]
     fn a_reclaimed_connection_cannot_write_over_its_successor() {
-        let table = ConnTable::new(1, 1);
+        let table = ConnTable::new(1, 1, 0);
         let old = table.insert(ip(1)).0.unwrap();
         old.set_phase(Phase::Idle);
         let new = table.insert(ip(2)).0.unwrap();
@@ -578,7 +601,7 @@ mod tests {
 
     #[test]
     fn overdue_lists_only_phases_past_their_timeout() {
-        let table = ConnTable::new(8, 1);
+        let table = ConnTable::new(8, 1, 0);
         let silent = table.insert(ip(1)).0.unwrap();
         let idle = table.insert(ip(2)).0.unwrap();
         idle.set_phase(Phase::Idle);

@@ -235,6 +235,13 @@ async fn identify<B: Backend>(
         .map_err(|_| SetupError::ProxyTimeout)?
 }
 
+/// Whether bytes are waiting on the socket now (a non-blocking peek: tokio's sockets are
+/// non-blocking, so this never waits).
+fn has_data(tcp: &TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(socket2::SockRef::from(tcp).peek(&mut byte), Ok(n) if n > 0)
+}
+
 /// Closes a refused connection with a reset rather than a FIN: the server keeps no
 /// TIME_WAIT state for a source it has just refused (HAProxy's `silent-drop` spirit).
 fn refuse(tcp: TcpStream) {
@@ -267,6 +274,13 @@ async fn connection<B: Backend>(
         }
     };
     let conn = ticket.conn.state().clone();
+    if has_data(&tcp) {
+        // The first bytes were in before we looked: by the time a voter's connection is
+        // accepted, its ClientHello usually is too. Such a connection never ranks as silent
+        // (reclaimed second, first-byte timeout) while its task waits for a turn on a
+        // busy server.
+        conn.set_phase(Phase::Handshake);
+    }
     let trusted_peer = in_any(&edge.trusted_proxies, peer.ip());
     // The table may end the connection in any phase (reclaimed for a newcomer, past its
     // phase's timeout, penalty box): then it is dropped where it stands.
@@ -286,13 +300,13 @@ async fn setup_and_serve<B: Backend>(
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let _ = tcp.set_nodelay(true);
     // Silent until the first byte: the connection holds its table slot and nothing else.
     let mut first = [0u8; 1];
     match tcp.peek(&mut first).await {
         Ok(1) => {}
         _ => return,
     }
+    let _ = tcp.set_nodelay(true);
     if !trusted_peer && first[0] == PROXY_V2_FIRST_BYTE {
         // Only a trusted balancer may say who the client is: anyone else is forging.
         SetupError::UntrustedProxy.count();
@@ -302,7 +316,9 @@ async fn setup_and_serve<B: Backend>(
         conn.set_phase(Phase::Headers);
         return serve_http(edge, tcp, conn, true, shutdown).await;
     };
-    conn.set_phase(Phase::Handshake);
+    if conn.phase() == Some(Phase::Silent) {
+        conn.set_phase(Phase::Handshake);
+    }
     let started = Instant::now();
     let stream = match handshake(edge, tcp, config).await {
         Ok(s) => s,

@@ -1,8 +1,16 @@
 //! The overload manager for L1–L3 (after Envoy's, with its `reduce_timeouts` action): it
 //! measures pressure — the fill of the connection table and of the handshake slots — and
-//! shrinks every connection-phase timeout as pressure rises, so that under attack a
+//! shrinks the connection-phase timeouts as pressure rises, so that under attack a
 //! connection that is slow to say something is let go sooner, and recovers them as pressure
-//! falls. A tick (every `overload_tick_ms`) re-measures and ends every connection that has
+//! falls.
+//!
+//! Each timeout follows the resource its phase holds. Silent, idle, header and body phases
+//! hold a table slot: they shrink with the table's fill. The handshake phase holds a
+//! handshake slot (and a table slot): it shrinks with the fuller of the two. Measured
+//! (2026-12-01, load-tests/README.md): when every timeout followed the fuller of the two, a
+//! flood of handshakes shrank the keep-alive, header and body timeouts too, which cut
+//! established connections whose clients came back with yet more handshakes — the
+//! overload fed itself. A tick (every `overload_tick_ms`) re-measures and ends every connection that has
 //! outlived the scaled timeout of the phase it is in; a newcomer that finds the table full
 //! does not wait for the tick (see [`super::conns`]).
 
@@ -68,8 +76,11 @@ pub struct Overload {
     bounds_ms: [(u64, u64); 5],
     scale_from: f64,
     saturated: f64,
-    /// How far the timeouts have shrunk: 0 (full) to 1_000_000 (at their minimum).
+    /// How far the table-bound timeouts have shrunk: 0 (full) to 1_000_000 (at their
+    /// minimum).
     scale_ppm: AtomicU32,
+    /// The same for the handshake timeout.
+    handshake_scale_ppm: AtomicU32,
 }
 
 impl Overload {
@@ -87,30 +98,44 @@ impl Overload {
             scale_from: f64::from(l.overload_scale_from_pct) / 100.0,
             saturated: f64::from(l.overload_saturated_pct) / 100.0,
             scale_ppm: AtomicU32::new(0),
+            handshake_scale_ppm: AtomicU32::new(0),
         }
     }
 
     /// Re-measures from the fill of the connection table and of the handshake slots (each
-    /// `used / capacity`); returns the pressure (the larger fill).
-    pub fn update(&self, connections: (usize, usize), handshakes: (usize, usize)) -> f64 {
+    /// `used / capacity`); returns the two fills.
+    pub fn update(&self, connections: (usize, usize), handshakes: (usize, usize)) -> (f64, f64) {
         let fill = |(used, cap): (usize, usize)| used as f64 / cap.max(1) as f64;
-        let pressure = fill(connections).max(fill(handshakes));
-        let scale =
-            ((pressure - self.scale_from) / (self.saturated - self.scale_from)).clamp(0.0, 1.0);
-        self.scale_ppm
-            .store((scale * 1_000_000.0) as u32, Ordering::Relaxed);
-        pressure
+        let (table, handshaking) = (fill(connections), fill(handshakes));
+        let scale = |pressure: f64| {
+            let s =
+                ((pressure - self.scale_from) / (self.saturated - self.scale_from)).clamp(0.0, 1.0);
+            (s * 1_000_000.0) as u32
+        };
+        self.scale_ppm.store(scale(table), Ordering::Relaxed);
+        self.handshake_scale_ppm
+            .store(scale(table.max(handshaking)), Ordering::Relaxed);
+        (table, handshaking)
     }
 
-    /// How far timeouts have shrunk now, 0.0 to 1.0.
+    /// How far the table-bound timeouts have shrunk now, 0.0 to 1.0.
     pub fn scale(&self) -> f64 {
         f64::from(self.scale_ppm.load(Ordering::Relaxed)) / 1_000_000.0
+    }
+
+    /// How far the handshake timeout has shrunk now, 0.0 to 1.0.
+    pub fn handshake_scale(&self) -> f64 {
+        f64::from(self.handshake_scale_ppm.load(Ordering::Relaxed)) / 1_000_000.0
     }
 
     /// The timeout in force now, in ms.
     pub fn timeout_ms(&self, t: Timeout) -> u64 {
         let (min, full) = self.bounds_ms[t as usize];
-        let scale = self.scale();
+        let scale = if t == Timeout::Handshake {
+            self.handshake_scale()
+        } else {
+            self.scale()
+        };
         full - ((full - min) as f64 * scale).round() as u64
     }
 
@@ -120,8 +145,9 @@ impl Overload {
     }
 
     /// Publishes pressure, scale and every timeout in force as gauges.
-    pub fn publish(&self, pressure: f64) {
-        metrics::gauge!("urna_overload_pressure").set(pressure);
+    pub fn publish(&self, (table, handshaking): (f64, f64)) {
+        metrics::gauge!("urna_overload_pressure", "resource" => "connections").set(table);
+        metrics::gauge!("urna_overload_pressure", "resource" => "handshakes").set(handshaking);
         metrics::gauge!("urna_overload_timeout_scale").set(self.scale());
         for t in Timeout::ALL {
             metrics::gauge!("urna_timeout_seconds", "timeout" => t.label())
@@ -163,9 +189,14 @@ mod tests {
     }
 
     #[test]
-    fn the_fuller_of_table_and_handshake_slots_is_the_pressure() {
+    fn handshake_pressure_shrinks_the_handshake_timeout_only() {
         let o = Overload::new(&limits());
-        assert_eq!(o.update((0, 1000), (10, 10)), 1.0);
+        assert_eq!(o.update((0, 1000), (10, 10)), (0.0, 1.0));
+        assert_eq!(o.timeout_ms(Timeout::Handshake), 1_000);
+        assert_eq!(o.timeout_ms(Timeout::KeepAliveIdle), 30_000);
+        // A full table shrinks both.
+        o.update((1000, 1000), (0, 10));
+        assert_eq!(o.timeout_ms(Timeout::Handshake), 1_000);
         assert_eq!(o.timeout_ms(Timeout::KeepAliveIdle), 1_000);
     }
 
