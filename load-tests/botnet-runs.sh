@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The botnet scenarios, one server per scenario: each starts `urna serve` on the embedded
-# default config (shipped limits; the demo election in ./data), runs
+# The botnet scenarios, one server per scenario: each starts `urna serve` on the shipped
+# default config (config/urna.toml: its limits untouched; its demo election in a fresh
+# directory under $WORK, so every run starts on an empty log and 1,000 new voters), runs
 # load-tests/scenarios/botnet-<kind>.toml with urna-sim, and prints the voters' outcome,
 # the attack's main counts, and the server's peak RSS (VmHWM) and CPU over the run. The
 # JSON report of each run goes to load-tests/results/botnet-<kind>.json.
-# Usage: [URNA_CONFIG=file] load-tests/botnet-runs.sh [kind ...]   (default: every kind, then
-# all together; URNA_CONFIG: another config, for trying a limit)
+# Usage: [URNA_CONFIG=file] [WORK=dir] load-tests/botnet-runs.sh [kind ...]
+# (default: every kind, then all together; URNA_CONFIG: another config whose paths say
+# ./data, for trying a limit; WORK: where the runs' data go, default /tmp/urna-botnet-runs)
 # Needs: cargo build --release --workspace; run from anywhere; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +19,21 @@ kinds=("$@")
 ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)"
 hz=$(getconf CLK_TCK)
+work=${WORK:-/tmp/urna-botnet-runs}
 for kind in "${kinds[@]}"; do
-  $bin serve ${URNA_CONFIG:+--config "$URNA_CONFIG"} > "load-tests/results/botnet-$kind.server.log" 2>&1 &
+  dir="$work/$kind"
+  rm -rf "$dir" && mkdir -p "$dir"
+  sed -e "s|\./data|$dir/data|g" "${URNA_CONFIG:-config/urna.toml}" > "$dir/urna.toml"
+  $bin serve --config "$dir/urna.toml" > "load-tests/results/botnet-$kind.server.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do
     curl -sk --max-time 1 https://127.0.0.1:8443/healthz > /dev/null && break
+    kill -0 $pid 2>/dev/null || { echo "$kind: the server did not start:"; tail -3 "load-tests/results/botnet-$kind.server.log"; exit 1; }
     sleep 0.1
   done
   cpu0=$(awk '{print $14+$15}' /proc/$pid/stat)
   $sim run "load-tests/scenarios/botnet-$kind.toml" --json "load-tests/results/botnet-$kind.json" \
+    --ca "$dir/data/tls/cert.pem" --voters "$dir/data/voters.jsonl" \
     > "load-tests/results/botnet-$kind.txt" 2>&1 || echo "urna-sim exited $?" >> "load-tests/results/botnet-$kind.txt"
   cpu1=$(awk '{print $14+$15}' /proc/$pid/stat)
   rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)

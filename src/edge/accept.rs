@@ -265,19 +265,30 @@ impl AcceptGate {
         })
     }
 
+    /// The refusals that need nothing but the address (penalty box, deny, allow): the
+    /// accept loop asks them itself, before a task or an event registration is spent on a
+    /// connection it will reset.
+    pub fn refuse_at_once(&self, ip: IpAddr, now: Instant) -> Option<Refusal> {
+        let ip = canonical(ip);
+        if self.penalty.is_boxed(ip, now) {
+            return Some(Refusal::PenaltyBox);
+        }
+        if in_any(&self.deny, ip) {
+            return Some(Refusal::Denied);
+        }
+        if !self.allow.is_empty() && !in_any(&self.allow, ip) {
+            return Some(Refusal::NotAllowed);
+        }
+        None
+    }
+
     /// Decides on a connection from `ip` (the real client address: after PROXY v2 when the
     /// peer is a trusted proxy).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnTicket, Refusal> {
         let ip = canonical(ip);
         let now = Instant::now();
-        if self.penalty.is_boxed(ip, now) {
-            return Err(Refusal::PenaltyBox);
-        }
-        if in_any(&self.deny, ip) {
-            return Err(Refusal::Denied);
-        }
-        if !self.allow.is_empty() && !in_any(&self.allow, ip) {
-            return Err(Refusal::NotAllowed);
+        if let Some(r) = self.refuse_at_once(ip, now) {
+            return Err(r);
         }
         let (source, prefix) = (source_key(ip), prefix_key(ip));
         lock(&self.sources).open(source, now)?;

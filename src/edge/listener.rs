@@ -171,6 +171,16 @@ pub async fn accept_loop<B: Backend>(
             },
             _ = shutdown.changed() => break,
         };
+        // A boxed or denied peer is reset here, before a task is spawned for it: once the
+        // penalty box holds a source, each of its attempts costs an accept and a reset.
+        // (Behind a trusted balancer the client is known only after the PROXY header.)
+        if !in_any(&edge.trusted_proxies, peer.ip()) {
+            if let Some(r) = edge.gate.refuse_at_once(peer.ip(), Instant::now()) {
+                reject("l1", r.reason());
+                refuse(tcp);
+                continue;
+            }
+        }
         tokio::spawn(connection(
             edge.clone(),
             tcp,
