@@ -319,11 +319,6 @@ impl AcceptGate {
     pub fn tracked_sources(&self) -> usize {
         lock(&self.sources).len()
     }
-
-    /// Prefixes tracked now.
-    pub fn tracked_prefixes(&self) -> usize {
-        lock(&self.prefixes).len()
-    }
 }
 
 #[cfg(test)]

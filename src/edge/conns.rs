@@ -19,7 +19,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -120,13 +120,10 @@ pub struct ConnState {
     table: Arc<ConnTable>,
     slot: usize,
     generation: u16,
-    opened: Instant,
     requests: AtomicU32,
     in_flight: AtomicUsize,
     /// Requests whose body is still arriving (a subset of `in_flight`).
     reading_body: AtomicUsize,
-    /// Milliseconds since `opened` at the end of the last request.
-    last_active_ms: AtomicU64,
     /// Rung when the connection should close gracefully: its quota of requests is served,
     /// or it sat idle past the keep-alive timeout (HTTP/1 closes after the answer in hand,
     /// HTTP/2 sends GOAWAY).
@@ -210,14 +207,6 @@ impl ConnState {
         first
     }
 
-    /// When the connection has been idle (no request in flight) since, or `None` if busy.
-    pub fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        Some(self.opened + Duration::from_millis(self.last_active_ms.load(Ordering::Acquire)))
-    }
-
     /// Counts one more request; returns how many this connection has served with it.
     pub fn next_request(&self) -> u32 {
         self.requests
@@ -233,8 +222,6 @@ impl ConnState {
 
     /// A request left the service (answered, or dropped with its client).
     pub fn request_done(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_active_ms.store(ms, Ordering::Release);
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.set_phase(Phase::Idle);
         }
@@ -371,11 +358,9 @@ impl ConnTable {
             table: self.clone(),
             slot,
             generation,
-            opened: Instant::now(),
             requests: AtomicU32::new(0),
             in_flight: AtomicUsize::new(0),
             reading_body: AtomicUsize::new(0),
-            last_active_ms: AtomicU64::new(0),
             close: Notify::new(),
             closing: AtomicBool::new(false),
             kill: Notify::new(),
@@ -483,6 +468,7 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ip(i: u8) -> IpAddr {
         IpAddr::from([198, 51, 100, i])
