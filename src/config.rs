@@ -110,7 +110,7 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
-/// `[limits]`: every bound of L1–L4 (DESIGN §1). The defaults suit one real deployment on a
+/// `[limits]`: every bound of L1–L4 (docs/ARCHITECTURE.md). The defaults suit one real deployment on a
 /// small machine; `config/production.example.toml` says why each exists.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -289,7 +289,7 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ElectionConfig {
-    /// Election id, `[a-z0-9._-]{1,64}` (DESIGN §2).
+    /// Election id, `[a-z0-9._-]{1,64}` (docs/PROTOCOL.md).
     pub id: String,
     /// The voter roll file, one `<alg> <key>` per line.
     pub roll: PathBuf,
@@ -326,7 +326,7 @@ pub struct StorageConfig {
     pub dir: PathBuf,
 }
 
-/// `[log]`: the Merkle log and its single writer (DESIGN §1, L7). The log's directory is
+/// `[log]`: the Merkle log and its single writer (docs/ARCHITECTURE.md, L7). The log's directory is
 /// `<storage.dir>/log`; its key `<storage.dir>/log.key` (generated on first start).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -1,7 +1,7 @@
 //! Urna: a vote-submission endpoint whose every accepted ballot lands in a public,
 //! append-only Merkle log.
 //!
-//! The modules, in the order a ballot meets them (DESIGN §1):
+//! The modules, in the order a ballot meets them (docs/ARCHITECTURE.md):
 //!
 //! - [`config`] — the whole `urna.toml`, parsed and validated at start.
 //! - [`edge`]   — L1–L4: listener, TLS, HTTP limits and admission control.

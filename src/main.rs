@@ -242,7 +242,7 @@ async fn run_server(
             }
             // The writer stopped while serving: a failed write or fsync poisoned the store,
             // or the thread died. No retry on the same files: exit, and let the next start
-            // recover from what is durable (DESIGN §3).
+            // recover from what is durable (docs/ARCHITECTURE.md, "The durability contract").
             let why = match ended {
                 Ok(Ok(())) if service.log().is_poisoned() => "a write or fsync failed",
                 Ok(Ok(())) => "it stopped",

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::error::BallotError;
 use super::wire::is_valid_election_id;
 
-/// May a voter replace their ballot? (DESIGN §2.)
+/// May a voter replace their ballot? (docs/PROTOCOL.md.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RevotePolicy {

@@ -1,4 +1,4 @@
-//! Voter state and the revote rules (DESIGN §2): what each voter has logged so far, and
+//! Voter state and the revote rules (docs/PROTOCOL.md): what each voter has logged so far, and
 //! the decision for their next submission.
 //!
 //! Two callers:

@@ -199,7 +199,7 @@ pub type SignedItem<'a> = (&'a PublicKey, &'a [u8], &'a [u8; 64]);
 /// If the batch fails, each is re-checked alone, so a bad signature is attributed to its
 /// own item and never sinks its neighbours. That fallback costs a full single verification
 /// per item: a source that keeps sending bad signatures makes batches expensive, which is
-/// why the edge penalises such sources (DESIGN §1, L6). P-256 has no batch form and is
+/// why the edge penalises such sources (docs/ARCHITECTURE.md, L6). P-256 has no batch form and is
 /// verified one by one. ZIP-215 is what makes the batch safe: under it a batch accepts
 /// exactly when every one of its signatures would alone.
 pub fn verify_signatures(items: &[SignedItem<'_>]) -> Vec<Result<(), BallotError>> {

@@ -1,4 +1,4 @@
-//! The submission wire format (DESIGN §2): JSON in, a typed [`Ballot`] out, and the exact
+//! The submission wire format (docs/PROTOCOL.md): JSON in, a typed [`Ballot`] out, and the exact
 //! bytes a voter signs. Pure: no I/O, no clock, no state.
 //!
 //! Parse, don't validate: once a `Ballot` exists its election id has the right charset, its
@@ -19,7 +19,7 @@ use super::error::BallotError;
 /// exactly. Without it a browser client and the server could disagree on the signed text.
 pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
-/// Longest election id (DESIGN §2: `[a-z0-9._-]{1,64}`).
+/// Longest election id (docs/PROTOCOL.md: `[a-z0-9._-]{1,64}`).
 pub const MAX_ELECTION_ID_BYTES: usize = 64;
 
 /// A logged entry must fit in 65,535 bytes (the C2SP tlog-tiles entry bundle limit). The
@@ -38,7 +38,7 @@ pub struct Limits {
     /// oversized body costs one comparison; the edge (L4) should apply the same bound while
     /// reading, so the body is never even buffered.
     pub max_body_bytes: usize,
-    /// Largest payload after base64url decoding (DESIGN §2: default 16 KiB). Bounds the
+    /// Largest payload after base64url decoding (docs/PROTOCOL.md: default 16 KiB). Bounds the
     /// log's growth per ballot and keeps every entry under the 65,535-byte tile limit.
     pub max_payload_bytes: usize,
     /// Most ballots one voter may have logged under revote `last` (applied by
@@ -228,7 +228,7 @@ impl Ballot {
         Sha256::digest(&self.payload).into()
     }
 
-    /// The exact bytes the voter signed (DESIGN §2).
+    /// The exact bytes the voter signed (docs/PROTOCOL.md).
     pub fn signed_message(&self) -> Vec<u8> {
         signed_message(
             &self.election,

@@ -38,7 +38,7 @@ pub enum TlsError {
     },
 }
 
-/// The ring provider, the only one compiled in (DESIGN §5).
+/// The ring provider, the only one compiled in.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

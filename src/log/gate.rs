@@ -1,4 +1,4 @@
-//! The gate: the single writer's final say over each submitted item (DESIGN §1, L7). The
+//! The gate: the single writer's final say over each submitted item (docs/ARCHITECTURE.md, L7). The
 //! log knows nothing of ballots; the ballot layer implements this trait to run the final
 //! duplicate/revote check in log order.
 

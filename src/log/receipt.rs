@@ -1,5 +1,5 @@
 //! The receipt a voter keeps: the exact logged bytes and a C2SP tlog-proof for them
-//! (DESIGN §2). Verified offline by [`crate::audit::receipt::verify_receipt`].
+//! (docs/PROTOCOL.md). Verified offline by [`crate::audit::receipt::verify_receipt`].
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The ballot layer's final say inside the log's single writer (DESIGN §1, L7): the
+//! The ballot layer's final say inside the log's single writer (docs/ARCHITECTURE.md, L7): the
 //! duplicate and revote check runs in log order, so two racing submissions from one voter
 //! can never both be appended.
 
