@@ -154,6 +154,26 @@ pub struct LimitsConfig {
     /// oldest first; never one with a request being processed). Reclaiming a few at a time
     /// (as nginx's drain does, 32) amortises the scan of the table over several newcomers.
     pub reclaim_batch: NonZeroUsize,
+    /// The kernel keeps a connection that has sent nothing out of `accept()` this long
+    /// (Linux `TCP_DEFER_ACCEPT`, nginx's `listen … deferred`): a socket that connects and
+    /// says nothing costs a kernel request slot (a few hundred bytes, in the listen queue),
+    /// not a file descriptor, a task and a table slot. Past it the kernel hands it over and
+    /// `first_byte_timeout_ms` applies. 0: off. Ignored where the system has no such option.
+    pub defer_accept_ms: u64,
+
+    // ---- wasters (L1–L2) ----
+    /// A source whose connections the server has ended this many times for holding a slot
+    /// without using it (reclaimed or timed out silent, mid-hello, mid-request or idle)...
+    pub waster_strikes: NonZeroU32,
+    /// ...the last within this time, is a waster: its new connections' handshakes wait
+    /// behind everyone else's (below). Kept in the per-source table of L1, so bounded by
+    /// `max_tracked_sources`. A voter arrives once and is never one; a botnet that holds
+    /// connections and reconnects when cut becomes one within two rounds.
+    pub waster_memory_ms: u64,
+    /// Percent of `max_handshakes_in_flight` that wasters' handshakes may hold together.
+    /// The rest stays free for everyone else, so a reconnecting botnet cannot queue voters
+    /// behind its own handshakes.
+    pub waster_handshake_share_pct: u8,
 
     // ---- penalty box (L1, fed by L4's refusals) ----
     /// A source that has been answered 429 this many times within `penalty_box_window_ms`
@@ -270,6 +290,12 @@ pub struct LimitsConfig {
     /// Most requests being handled at once, all routes. Past it: 503 + Retry-After, before
     /// the body is read, so overload costs almost nothing.
     pub max_in_flight: NonZeroUsize,
+    /// Most request bodies being read at once. A body still arriving holds one of these,
+    /// not one of `max_in_flight` (taken once the body is whole); when they are all held, a
+    /// new body reclaims the oldest one still arriving (its connection is closed), as a
+    /// full connection table does. A voter's ballot arrives in one or two packets; slow
+    /// bodies are what an attacker holds.
+    pub max_bodies_in_flight: NonZeroUsize,
     /// When the backend reports this many ballots queued (sequencer, signature pool), new
     /// ballots get 503 + Retry-After instead of waiting past their timeout.
     pub shed_queue_depth: NonZeroUsize,
@@ -423,6 +449,10 @@ impl Default for LimitsConfig {
             max_tracked_sources: nz(100_000),
             listen_backlog: nz32(4_096),
             reclaim_batch: nz(16),
+            defer_accept_ms: 3_000,
+            waster_strikes: nz32(2),
+            waster_memory_ms: 120_000,
+            waster_handshake_share_pct: 25,
             penalty_box_strikes: nz32(50),
             penalty_box_window_ms: 10_000,
             penalty_box_cooldown_ms: 30_000,
@@ -462,6 +492,7 @@ impl Default for LimitsConfig {
             max_tracked_keys: nz(100_000),
             limiter_sweep_ms: 10_000,
             max_in_flight: nz(2_048),
+            max_bodies_in_flight: nz(1_024),
             shed_queue_depth: nz(8_192),
             overloaded_retry_after_s: 1,
             max_body_bytes: nz(32 * 1024),
@@ -564,6 +595,7 @@ impl Config {
             ("limits.overload_tick_ms", l.overload_tick_ms),
             ("limits.penalty_box_window_ms", l.penalty_box_window_ms),
             ("limits.penalty_box_cooldown_ms", l.penalty_box_cooldown_ms),
+            ("limits.waster_memory_ms", l.waster_memory_ms),
         ] {
             if ms == 0 {
                 return invalid(key, "must be above zero");
@@ -590,6 +622,9 @@ impl Config {
             if min == 0 {
                 return invalid(key, "must be above zero");
             }
+        }
+        if !(1..=100).contains(&l.waster_handshake_share_pct) {
+            return invalid("limits.waster_handshake_share_pct", "must be in 1..=100");
         }
         if !(l.overload_scale_from_pct < l.overload_saturated_pct
             && l.overload_saturated_pct <= 100)

@@ -55,10 +55,12 @@ async fn start(dir: &Path, limits: &[(&str, &str)]) -> Server {
 async fn idle_tcp_from_many_addresses_does_not_delay_a_new_voter() {
     let dir = tempfile::tempdir().unwrap();
     // A small table and few handshake slots; the timeouts stay long, so only reclaiming
-    // (not a timer) can make room.
+    // (not a timer) can make room. The kernel's deferred accept is off: this is the path
+    // where it is not available (or the silent sockets outnumber its queue).
     let srv = start(
         dir.path(),
         &[
+            ("defer_accept_ms", "0"),
             ("max_connections", "200"),
             ("max_tracked_sources", "10000"),
             ("max_handshakes_in_flight", "4"),
@@ -89,6 +91,38 @@ async fn idle_tcp_from_many_addresses_does_not_delay_a_new_voter() {
     }
     let reclaimed = metric(&srv, "urna_connections_reclaimed_total{reason=\"silent\"}").await;
     assert!(reclaimed >= 100.0, "silent reclaimed: {reclaimed}");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_deferred_accept_silent_sockets_never_reach_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped default: the kernel holds connections that have sent nothing (3 s).
+    let srv = start(
+        dir.path(),
+        &[("max_connections", "200"), ("max_tracked_sources", "10000")],
+    )
+    .await;
+    let mut silent = Vec::new();
+    for i in 0..300u32 {
+        let source = addr(11, (i / 250) as u8, (i % 250 + 1) as u8);
+        silent.push(tcp_from(source, srv.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Only the probe's own connection is in the table: the 300 are the kernel's.
+    let open = metric(&srv, "urna_connections_open").await;
+    assert!(open <= 2.0, "connections in the table: {open}");
+    let keys = voters(dir.path());
+    let started = Instant::now();
+    let mut h = h1_from(addr(21, 0, 1), &srv).await.unwrap();
+    let a = h
+        .send(ballot(keys[0].sign_submission(ELECTION, 1, b"sealed")))
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::CREATED, "{a:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let reclaimed = metric(&srv, "urna_connections_reclaimed_total{reason=\"silent\"}").await;
+    assert_eq!(reclaimed, 0.0, "nothing to reclaim: the table never filled");
     drop(silent);
 }
 

@@ -142,7 +142,8 @@ async fn per_source_new_connection_rate_closes_the_burst_past_it() {
 #[tokio::test]
 async fn silent_client_is_dropped_at_the_first_byte_timeout_and_a_stalled_hello_at_the_handshake_timeout(
 ) {
-    let limits = "first_byte_timeout_ms = 300\nhandshake_timeout_ms = 600";
+    // Without the kernel's deferred accept: the server's own first-byte timer.
+    let limits = "defer_accept_ms = 0\nfirst_byte_timeout_ms = 300\nhandshake_timeout_ms = 600";
     let (_dir, srv) = serve_double("", limits).await;
     let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
     let started = Instant::now();
@@ -166,6 +167,27 @@ async fn silent_client_is_dropped_at_the_first_byte_timeout_and_a_stalled_hello_
         took >= Duration::from_millis(500) && took < Duration::from_secs(3),
         "{took:?}"
     );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn with_deferred_accept_a_silent_client_lives_the_deferral_then_the_first_byte_timeout() {
+    // The kernel holds it 1 s (SYN-ACK retransmits), then hands it over, and the server's
+    // first-byte timeout (300 ms) ends it: bounded either way.
+    let limits = "defer_accept_ms = 1000\nfirst_byte_timeout_ms = 300";
+    let (_dir, srv) = serve_double("", limits).await;
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut tcp, Duration::from_secs(10)).await);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_000) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    // A client that talks at once is not deferred at all.
+    assert!(tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+        .await
+        .is_ok());
     srv.stop().await;
 }
 

@@ -528,3 +528,50 @@ async fn shutdown_finishes_in_flight_ballots_then_calls_the_backend_hook() {
     srv.join().await;
     assert!(backend.shut_down.load(Ordering::SeqCst));
 }
+
+#[tokio::test]
+async fn slow_bodies_hold_neither_in_flight_slots_nor_the_door_for_a_whole_ballot() {
+    // Two in-flight slots, four body slots, bodies given a long time: six clients each send a
+    // ballot's head and half its body, then stall. Before body slots, the first two stalled
+    // bodies held both in-flight slots and every voter got 503 until their timeout.
+    let limits = "max_in_flight = 2\nmax_bodies_in_flight = 4\nbody_timeout_ms = 30000\n\
+                  body_timeout_min_ms = 30000";
+    let (_dir, srv) = serve_double("", limits).await;
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut tls = tls_connect(srv.addr, &srv.cert, &[b"http/1.1"])
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /v1/ballots HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n",
+            BALLOT.len()
+        );
+        tls.write_all(head.as_bytes()).await.unwrap();
+        tls.write_all(&BALLOT.as_bytes()[..BALLOT.len() / 2])
+            .await
+            .unwrap();
+        stalled.push(tls);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The 5th and 6th took the body slots of the two oldest, which are closed.
+    let mut closed = Vec::new();
+    for tls in stalled.iter_mut() {
+        closed.push(closed_within(tls, Duration::from_millis(50)).await);
+    }
+    assert_eq!(
+        closed,
+        [true, true, false, false, false, false],
+        "the two oldest stalled bodies reclaimed, and only they"
+    );
+    // A whole ballot gets in at once: it takes the oldest stalled body's slot, and an
+    // in-flight slot that no stalled body holds.
+    let started = Instant::now();
+    let mut h1 = H1::connect(srv.addr, &srv.cert).await;
+    let a = h1.send(post_json("/v1/ballots", BALLOT)).await.unwrap();
+    assert_eq!(a.status, StatusCode::CREATED, "{a:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(srv.backend.submits.load(Ordering::SeqCst), 1);
+    srv.stop().await;
+}

@@ -16,11 +16,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
-use super::conns::{ConnTable, Held};
+use super::conns::{ConnTable, Held, Reclaimed};
 use super::penalty::PenaltyBox;
 use super::source::{canonical, in_any, prefix_key, source_key};
 use crate::config::LimitsConfig;
@@ -76,6 +76,11 @@ struct SourceState {
     tokens: f64,
     refilled_at: Instant,
     last_seen: Instant,
+    /// Connections of this source the server ended for holding a slot without using it
+    /// (reclaimed or timed out silent, mid-hello, mid-request or idle), counted since
+    /// `wasted_at` minus the memory; see [`SourceTable::is_waster`].
+    wasted: u32,
+    wasted_at: Instant,
 }
 
 /// The bounded per-source table. Plain `HashMap` under one mutex: an accept touches it
@@ -140,6 +145,8 @@ impl SourceTable {
             tokens: burst,
             refilled_at: now,
             last_seen: now,
+            wasted: 0,
+            wasted_at: now,
         });
         state.last_seen = now;
         let elapsed = now
@@ -163,6 +170,25 @@ impl SourceTable {
         if let Some(state) = self.map.get_mut(&key) {
             state.open = state.open.saturating_sub(1);
         }
+    }
+
+    /// The server ended a connection of `key` for wasting its slot. Counts are kept while
+    /// the source is tracked and forgotten `memory` after the last one.
+    pub fn waste(&mut self, key: IpNet, now: Instant, memory: Duration) {
+        if let Some(state) = self.map.get_mut(&key) {
+            if now.saturating_duration_since(state.wasted_at) > memory {
+                state.wasted = 0;
+            }
+            state.wasted = state.wasted.saturating_add(1);
+            state.wasted_at = now;
+        }
+    }
+
+    /// Whether `key` has wasted at least `strikes` connections, the last within `memory`.
+    pub fn is_waster(&self, key: &IpNet, now: Instant, strikes: u32, memory: Duration) -> bool {
+        self.map.get(key).is_some_and(|s| {
+            s.wasted >= strikes && now.saturating_duration_since(s.wasted_at) <= memory
+        })
     }
 
     /// Open connections of `key` (0 when untracked).
@@ -208,6 +234,9 @@ pub struct AcceptGate {
     prefixes: Mutex<SourceTable>,
     /// Sources that kept sending after 429s (fed by L4).
     pub penalty: PenaltyBox,
+    /// How many wasted connections make a source a waster, and for how long it is one.
+    waster_strikes: u32,
+    waster_memory: Duration,
 }
 
 /// A live connection's claim on L1: dropping it releases its table slot and its source's
@@ -262,7 +291,28 @@ impl AcceptGate {
                 .for_prefixes(),
             ),
             penalty: PenaltyBox::new(limits),
+            waster_strikes: limits.waster_strikes.get(),
+            waster_memory: Duration::from_millis(limits.waster_memory_ms),
         })
+    }
+
+    /// The server ended a connection of `ip` for holding its slot without using it.
+    pub fn wasted(&self, ip: IpAddr) {
+        let now = Instant::now();
+        lock(&self.sources).waste(source_key(canonical(ip)), now, self.waster_memory);
+        metrics::counter!("urna_l1_wasted_connections_total").increment(1);
+    }
+
+    /// Whether `ip`'s source has lately made a habit of wasting connections (holding them
+    /// silent, stalled or idle until the server ended them): its handshakes wait behind
+    /// everyone else's. A voter arrives once, from an address of its own, and is never one.
+    pub fn is_waster(&self, ip: IpAddr) -> bool {
+        lock(&self.sources).is_waster(
+            &source_key(canonical(ip)),
+            Instant::now(),
+            self.waster_strikes,
+            self.waster_memory,
+        )
     }
 
     /// The refusals that need nothing but the address (penalty box, deny, allow): the
@@ -297,10 +347,7 @@ impl AcceptGate {
             return Err(r);
         }
         let (held, reclaimed) = self.table.insert(ip);
-        for phase in reclaimed {
-            metrics::counter!("urna_connections_reclaimed_total", "reason" => phase.reclaim_reason())
-                .increment(1);
-        }
+        self.count_reclaimed(&reclaimed);
         let Some(conn) = held else {
             lock(&self.sources).close(source);
             lock(&self.prefixes).close(prefix);
@@ -313,6 +360,17 @@ impl AcceptGate {
             prefix,
             conn,
         })
+    }
+
+    /// Counts connections reclaimed for newcomers, and remembers the wasters among them.
+    pub fn count_reclaimed(&self, reclaimed: &Reclaimed) {
+        for r in reclaimed {
+            metrics::counter!("urna_connections_reclaimed_total", "reason" => r.phase.reclaim_reason())
+                .increment(1);
+            if r.wasted() {
+                self.wasted(r.client);
+            }
+        }
     }
 
     /// Sources tracked now.

@@ -215,6 +215,11 @@ impl Admission {
             })
     }
 
+    /// `Retry-After` seconds of a 503.
+    pub fn overloaded_retry_after_s(&self) -> u64 {
+        self.overloaded_retry_after_s
+    }
+
     /// Requests in flight now.
     pub fn in_flight_available(&self) -> usize {
         self.in_flight.available_permits()

@@ -5,9 +5,12 @@
 //! of addresses, each holding one silent or idle connection, are enough. So a full table
 //! never refuses a newcomer while it holds a connection worth less than a new voter's. It
 //! *reclaims* (as nginx drains its reusable connections): idle keep-alive connections first,
-//! then silent ones (no byte since accept), then stalled ones (a handshake, request head or
-//! body still arriving), oldest first within each class. A connection with a request being
-//! processed (a ballot on its way to the log) is never reclaimed.
+//! then silent ones (no byte since accept), then stalled ones (a ClientHello, then a request
+//! head or body, still arriving), oldest first within each class, and only then a connection
+//! whose whole ClientHello is in — what a voter's new connection sends in its first packet.
+//! A connection with a request being processed (a ballot on its way to the log) is never
+//! reclaimed. The sources of connections reclaimed for wasting their slot are remembered
+//! ([`super::accept`]): their next handshakes wait behind everyone else's.
 //!
 //! Layout: the phase of every slot is one `AtomicU64` in a fixed array of `max_connections`
 //! words, so a reclaim or a timeout sweep scans 8 bytes a connection, contiguous, without
@@ -30,27 +33,30 @@ use tokio::sync::Notify;
 pub enum Phase {
     /// Accepted; not one byte received yet.
     Silent = 1,
-    /// The first byte arrived: TLS handshake (or PROXY header) under way.
-    Handshake = 2,
+    /// The first bytes arrived; the ClientHello (or PROXY header) is not whole yet.
+    Hello = 2,
+    /// The whole ClientHello is in: waiting for a handshake slot, or doing the crypto.
+    Handshake = 3,
     /// Ready for a request, none arriving: an idle keep-alive connection.
-    Idle = 3,
+    Idle = 4,
     /// Bytes of a request head arrived; the head is not complete (HTTP/1.1 only).
-    Headers = 4,
+    Headers = 5,
     /// A request's body is being read.
-    Body = 5,
+    Body = 6,
     /// A request is being processed: never reclaimed.
-    Busy = 6,
+    Busy = 7,
 }
 
 impl Phase {
     fn from_u8(v: u8) -> Option<Phase> {
         Some(match v {
             1 => Phase::Silent,
-            2 => Phase::Handshake,
-            3 => Phase::Idle,
-            4 => Phase::Headers,
-            5 => Phase::Body,
-            6 => Phase::Busy,
+            2 => Phase::Hello,
+            3 => Phase::Handshake,
+            4 => Phase::Idle,
+            5 => Phase::Headers,
+            6 => Phase::Body,
+            7 => Phase::Busy,
             _ => return None,
         })
     }
@@ -58,14 +64,28 @@ impl Phase {
     /// Lower goes first when the table is full; `None`: never reclaimed. `settled` says
     /// whether the phase has lasted the table's idle grace: a connection that has only just
     /// finished its handshake or an answer is idle by phase but about to speak (a voter's
-    /// request, a revote), and ranks with the stalled ones, where its youth protects it.
+    /// request, a revote), and ranks last, with the handshakes, where its youth protects it.
+    ///
+    /// The ranks: settled idle (0); silent (1); a ClientHello still arriving (2); a request
+    /// head or body still arriving (3); a whole ClientHello — what a voter's new connection
+    /// sends in one packet — and fresh idle (4).
     pub fn reclaim_rank(self, settled: bool) -> Option<u8> {
         match self {
             Phase::Idle if settled => Some(0),
             Phase::Silent => Some(1),
-            Phase::Idle | Phase::Handshake | Phase::Headers | Phase::Body => Some(2),
+            Phase::Hello => Some(2),
+            Phase::Headers | Phase::Body => Some(3),
+            Phase::Idle | Phase::Handshake => Some(4),
             Phase::Busy => None,
         }
+    }
+
+    /// Whether a connection the server ends in this phase past its timeout held its slot
+    /// without using it (never said a byte, never finished its hello, its request head or
+    /// body, or sat idle): its source is remembered as a waster ([`super::accept`]). A
+    /// whole ClientHello waiting for its handshake did nothing wrong.
+    pub fn wasted(self) -> bool {
+        !matches!(self, Phase::Handshake | Phase::Busy)
     }
 
     /// The `reason` label of a reclaim.
@@ -73,6 +93,7 @@ impl Phase {
         match self {
             Phase::Idle => "idle",
             Phase::Silent => "silent",
+            Phase::Handshake => "handshake",
             _ => "stalled",
         }
     }
@@ -297,8 +318,25 @@ struct Slots {
     free: Vec<usize>,
 }
 
-/// A connection that was reclaimed to make room, for the caller to count.
-pub type Reclaimed = Vec<Phase>;
+/// One connection reclaimed to make room, for the caller to count and remember.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reclaim {
+    pub phase: Phase,
+    /// Its reclaim rank ([`Phase::reclaim_rank`]).
+    pub rank: u8,
+    pub client: IpAddr,
+}
+
+impl Reclaim {
+    /// Whether the connection held its slot without using it (ranks 0 to 3; see
+    /// [`Phase::wasted`]): not a whole ClientHello, not one that had just become idle.
+    pub fn wasted(&self) -> bool {
+        self.rank <= 3
+    }
+}
+
+/// The connections reclaimed by one call.
+pub type Reclaimed = Vec<Reclaim>;
 
 impl ConnTable {
     pub fn new(capacity: usize, reclaim_batch: usize, idle_grace_ms: u64) -> Arc<ConnTable> {
@@ -396,6 +434,22 @@ impl ConnTable {
     /// Ends up to `n` of the least valuable connections: lowest reclaim rank, then oldest
     /// phase start. Called with the lock held.
     fn reclaim(&self, slots: &mut Slots, n: usize) -> Reclaimed {
+        self.reclaim_where(slots, n, |_| true)
+    }
+
+    /// Ends up to `n` of the oldest connections in `phase` (a body still arriving, when the
+    /// body slots are full): the same reclaim, limited to one phase.
+    pub fn reclaim_phase(&self, phase: Phase, n: usize) -> Reclaimed {
+        let mut slots = self.lock();
+        self.reclaim_where(&mut slots, n, |p| p == phase)
+    }
+
+    fn reclaim_where(
+        &self,
+        slots: &mut Slots,
+        n: usize,
+        wanted: impl Fn(Phase) -> bool,
+    ) -> Reclaimed {
         let now = self.now_ms();
         let mut candidates: Vec<(u8, u64, usize)> = self
             .words
@@ -403,6 +457,9 @@ impl ConnTable {
             .enumerate()
             .filter_map(|(slot, w)| {
                 let (phase, _, since) = unpack(w.load(Ordering::Acquire))?;
+                if !wanted(phase) {
+                    return None;
+                }
                 let settled = now.saturating_sub(since) >= self.idle_grace_ms;
                 Some((phase.reclaim_rank(settled)?, since, slot))
             })
@@ -413,7 +470,7 @@ impl ConnTable {
         }
         candidates.sort_unstable();
         let mut reclaimed = Vec::with_capacity(candidates.len());
-        for (_, _, slot) in candidates {
+        for (rank, _, slot) in candidates {
             let Some(conn) = slots.held[slot].clone() else {
                 continue;
             };
@@ -430,7 +487,11 @@ impl ConnTable {
                 conn.kill.notify_one();
             }
             self.release(slots, slot);
-            reclaimed.push(phase);
+            reclaimed.push(Reclaim {
+                phase,
+                rank,
+                client: conn.client,
+            });
         }
         reclaimed
     }
@@ -474,6 +535,10 @@ mod tests {
         IpAddr::from([198, 51, 100, i])
     }
 
+    fn phases(r: &Reclaimed) -> Vec<Phase> {
+        r.iter().map(|r| r.phase).collect()
+    }
+
     /// Phase starts are kept in milliseconds: two inserts in one millisecond tie, and the
     /// slot index breaks the tie. The order tests below need distinct starts.
     fn tick() {
@@ -486,7 +551,7 @@ mod tests {
         let busy = table.insert(ip(1)).0.unwrap();
         busy.request_started();
         let stalled = table.insert(ip(2)).0.unwrap();
-        stalled.set_phase(Phase::Handshake);
+        stalled.set_phase(Phase::Hello);
         tick();
         let silent = table.insert(ip(3)).0.unwrap();
         let idle = table.insert(ip(4)).0.unwrap();
@@ -496,18 +561,18 @@ mod tests {
         tick();
         let (a, r) = table.insert(ip(5));
         assert!(a.is_some());
-        assert_eq!(r, vec![Phase::Idle]);
+        assert_eq!(phases(&r), vec![Phase::Idle]);
         assert_eq!(idle.ended_now(), Some(Ended::Reclaimed));
         tick();
         let (b, r) = table.insert(ip(6));
         assert!(b.is_some());
-        assert_eq!(r, vec![Phase::Silent]);
+        assert_eq!(phases(&r), vec![Phase::Silent]);
         assert_eq!(silent.ended_now(), Some(Ended::Reclaimed));
-        // Newcomers are silent too, and younger: the stalled handshake ranks after them,
+        // Newcomers are silent too, and younger: the stalled hello ranks after them,
         // so the oldest silent newcomer goes next.
         let a = a.unwrap();
         let (_c, r) = table.insert(ip(7));
-        assert_eq!(r, vec![Phase::Silent]);
+        assert_eq!(phases(&r), vec![Phase::Silent]);
         assert_eq!(a.ended_now(), Some(Ended::Reclaimed));
         assert_eq!(busy.ended_now(), None);
         assert_eq!(stalled.ended_now(), None);
@@ -523,9 +588,72 @@ mod tests {
         let voter = table.insert(ip(2)).0.unwrap();
         voter.set_phase(Phase::Idle);
         let (_n, r) = table.insert(ip(3));
-        assert_eq!(r, vec![Phase::Silent]);
+        assert_eq!(phases(&r), vec![Phase::Silent]);
         assert_eq!(silent.ended_now(), Some(Ended::Reclaimed));
         assert_eq!(voter.ended_now(), None);
+    }
+
+    #[test]
+    fn a_whole_client_hello_ranks_after_every_stalled_connection() {
+        // The voter's ClientHello came whole, long ago (a busy server); the attackers'
+        // hello, head and body are younger but stalled: they go first, oldest first.
+        let table = ConnTable::new(4, 1, 60_000);
+        let voter = table.insert(ip(1)).0.unwrap();
+        voter.set_phase(Phase::Handshake);
+        tick();
+        let body = table.insert(ip(2)).0.unwrap();
+        body.request_started();
+        body.body_started();
+        tick();
+        let hello = table.insert(ip(3)).0.unwrap();
+        hello.set_phase(Phase::Hello);
+        tick();
+        let head = table.insert(ip(4)).0.unwrap();
+        head.set_phase(Phase::Headers);
+        let (mut order, mut busy) = (Vec::new(), Vec::new());
+        for i in 5..8 {
+            tick();
+            let (n, r) = table.insert(ip(i));
+            let n = n.unwrap();
+            n.request_started();
+            busy.push(n);
+            assert_eq!(r.len(), 1);
+            assert!(r[0].wasted());
+            order.push((r[0].phase, r[0].client));
+        }
+        assert_eq!(
+            order,
+            vec![
+                (Phase::Hello, ip(3)),
+                (Phase::Body, ip(2)),
+                (Phase::Headers, ip(4))
+            ]
+        );
+        assert_eq!(voter.ended_now(), None);
+        // Nothing else left: the voter goes last, and is not counted a waster.
+        let (_n, r) = table.insert(ip(9));
+        assert_eq!(phases(&r), vec![Phase::Handshake]);
+        assert!(!r[0].wasted());
+    }
+
+    #[test]
+    fn reclaim_phase_takes_the_oldest_of_that_phase_only() {
+        let table = ConnTable::new(8, 1, 0);
+        let idle = table.insert(ip(1)).0.unwrap();
+        idle.set_phase(Phase::Idle);
+        let old_body = table.insert(ip(2)).0.unwrap();
+        old_body.request_started();
+        old_body.body_started();
+        tick();
+        let new_body = table.insert(ip(3)).0.unwrap();
+        new_body.request_started();
+        new_body.body_started();
+        let r = table.reclaim_phase(Phase::Body, 1);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].client, ip(2));
+        assert_eq!(old_body.ended_now(), Some(Ended::Reclaimed));
+        assert_eq!(new_body.ended_now(), None);
+        assert_eq!(idle.ended_now(), None);
     }
 
     #[test]
@@ -565,7 +693,7 @@ mod tests {
         c.body_started();
         let (n, r) = table.insert(ip(2));
         assert!(n.is_some());
-        assert_eq!(r, vec![Phase::Body]);
+        assert_eq!(phases(&r), vec![Phase::Body]);
     }
 
     #[test]

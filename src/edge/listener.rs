@@ -20,11 +20,12 @@ use hyper_util::server::conn::auto;
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 
 use super::accept::AcceptGate;
 use super::backend::Backend;
 use super::conns::{ConnState, Phase};
+use super::handshakes::Handshakes;
 use super::metrics::reject;
 use super::overload::{Overload, Timeout};
 use super::proxy::{self, ProxyError};
@@ -42,9 +43,9 @@ pub struct Edge<B> {
     pub gate: Arc<AcceptGate>,
     pub overload: Arc<Overload>,
     pub http: auto::Builder<TokioExecutor>,
-    /// Handshakes doing crypto (ClientHello in). Taken after the hello, never before accept.
-    pub handshakes: Arc<Semaphore>,
-    pub max_handshakes: usize,
+    /// Handshakes doing crypto (ClientHello in). Taken after the hello, never before accept;
+    /// handed out fairly between prefixes, wasters last ([`super::handshakes`]).
+    pub handshakes: Arc<Handshakes>,
     pub shutdown_grace: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub proxy_required: bool,
@@ -61,8 +62,13 @@ impl<B: Backend> Edge<B> {
             gate: front.gate.clone(),
             overload,
             http: http_builder(limits),
-            handshakes: Arc::new(Semaphore::new(limits.max_handshakes_in_flight.get())),
-            max_handshakes: limits.max_handshakes_in_flight.get(),
+            handshakes: Handshakes::new(
+                limits.max_handshakes_in_flight.get(),
+                limits.max_handshakes_in_flight.get()
+                    * usize::from(limits.waster_handshake_share_pct)
+                    / 100,
+                limits.max_connections.get(),
+            ),
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
             trusted_proxies: server.trusted_proxies.clone(),
             proxy_required: server.proxy_protocol_required,
@@ -74,11 +80,12 @@ impl<B: Backend> Edge<B> {
     /// timeout of its phase (an idle one is asked to close gracefully).
     pub fn overload_tick(&self) {
         let table = &self.gate.table;
-        let handshaking = self.max_handshakes - self.handshakes.available_permits();
+        let handshakes = &self.handshakes;
         let pressure = self.overload.update(
             (table.open(), table.capacity()),
-            (handshaking, self.max_handshakes),
+            (handshakes.in_flight(), handshakes.capacity()),
         );
+        metrics::gauge!("urna_handshakes_waiting").set(handshakes.waiting() as f64);
         self.overload.publish(pressure);
         metrics::gauge!("urna_connections_open").set(table.open() as f64);
         let overload = &self.overload;
@@ -93,16 +100,20 @@ impl<B: Backend> Edge<B> {
                 Phase::Idle => {
                     if conn.ask_to_close() {
                         reject("l3", "keep_alive_idle");
+                        self.gate.wasted(conn.client);
                     }
                     continue;
                 }
                 Phase::Silent => ("l1", "first_byte_timeout"),
-                Phase::Handshake => ("l2", "handshake_timeout"),
+                Phase::Hello | Phase::Handshake => ("l2", "handshake_timeout"),
                 Phase::Headers => ("l3", "header_timeout"),
                 Phase::Body => ("l4", "body_timeout"),
                 Phase::Busy => continue,
             };
             reject(layer, reason);
+            if phase.wasted() {
+                self.gate.wasted(conn.client);
+            }
             conn.end(super::conns::Ended::TimedOut);
         }
     }
@@ -139,13 +150,20 @@ pub fn http_builder(l: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Binds a listener with the configured accept backlog.
-pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+/// Binds a listener with the configured accept backlog and, where the system has it, the
+/// kernel's deferred accept (`defer_accept_ms`; 0: off).
+pub fn bind(addr: SocketAddr, backlog: u32, defer_accept_ms: u64) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    if defer_accept_ms > 0 {
+        let secs = u32::try_from(defer_accept_ms.div_ceil(1000)).unwrap_or(u32::MAX);
+        if let Err(e) = super::sockopt::set_defer_accept(&socket, secs) {
+            tracing::warn!(error = %e, "TCP_DEFER_ACCEPT not available; silent sockets reach accept()");
+        }
+    }
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     TcpListener::from_std(socket.into())
 }
@@ -287,9 +305,9 @@ async fn connection<B: Backend>(
     if has_data(&tcp) {
         // The first bytes were in before we looked: by the time a voter's connection is
         // accepted, its ClientHello usually is too. Such a connection never ranks as silent
-        // (reclaimed second, first-byte timeout) while its task waits for a turn on a
+        // (reclaimed early, first-byte timeout) while its task waits for a turn on a
         // busy server.
-        conn.set_phase(Phase::Handshake);
+        conn.set_phase(Phase::Hello);
     }
     let trusted_peer = in_any(&edge.trusted_proxies, peer.ip());
     // The table may end the connection in any phase (reclaimed for a newcomer, past its
@@ -327,10 +345,10 @@ async fn setup_and_serve<B: Backend>(
         return serve_http(edge, tcp, conn, true, shutdown).await;
     };
     if conn.phase() == Some(Phase::Silent) {
-        conn.set_phase(Phase::Handshake);
+        conn.set_phase(Phase::Hello);
     }
     let started = Instant::now();
-    let stream = match handshake(edge, tcp, config).await {
+    let stream = match handshake(edge, tcp, conn, config).await {
         Ok(s) => s,
         Err(e) => {
             e.count();
@@ -348,16 +366,22 @@ async fn setup_and_serve<B: Backend>(
 
 /// Reads the whole ClientHello without any crypto, then takes a handshake slot for the
 /// rest: a client that never finishes its hello never holds one. The wait for a slot counts
-/// against the handshake timeout (the overload manager's tick enforces it).
+/// against the handshake timeout (the overload manager's tick enforces it). Slots go
+/// round-robin between prefixes, wasters last ([`super::handshakes`]).
 async fn handshake<B: Backend>(
     edge: &Edge<B>,
     tcp: TcpStream,
+    conn: &ConnState,
     config: Arc<rustls::ServerConfig>,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, SetupError> {
     let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
         .await
         .map_err(SetupError::Tls)?;
-    let _slot = edge.handshakes.acquire().await;
+    conn.set_phase(Phase::Handshake);
+    let waster = edge.gate.is_waster(conn.client);
+    metrics::counter!("urna_handshakes_total", "source" => if waster { "waster" } else { "other" })
+        .increment(1);
+    let _slot = edge.handshakes.acquire(conn.client, waster).await;
     metrics::gauge!("urna_handshakes_in_flight").increment(1.0);
     let stream = start.into_stream(config).await.map_err(SetupError::Tls);
     metrics::gauge!("urna_handshakes_in_flight").decrement(1.0);

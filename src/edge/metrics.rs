@@ -60,6 +60,7 @@ pub enum L4Reason {
     RateLimitedSource,
     RateLimitedPrefix,
     InFlight,
+    BodiesInFlight,
     QueueDepth,
     ContentType,
     TooLarge,
@@ -70,12 +71,13 @@ pub enum L4Reason {
 }
 
 impl L4Reason {
-    pub const ALL: [L4Reason; 12] = [
+    pub const ALL: [L4Reason; 13] = [
         L4Reason::Path,
         L4Reason::Method,
         L4Reason::RateLimitedSource,
         L4Reason::RateLimitedPrefix,
         L4Reason::InFlight,
+        L4Reason::BodiesInFlight,
         L4Reason::QueueDepth,
         L4Reason::ContentType,
         L4Reason::TooLarge,
@@ -92,6 +94,7 @@ impl L4Reason {
             L4Reason::RateLimitedSource => "rate_limited_source",
             L4Reason::RateLimitedPrefix => "rate_limited_prefix",
             L4Reason::InFlight => "in_flight",
+            L4Reason::BodiesInFlight => "bodies_in_flight",
             L4Reason::QueueDepth => "queue_depth",
             L4Reason::ContentType => "content_type",
             L4Reason::TooLarge => "too_large",
@@ -151,7 +154,7 @@ pub fn status_index(status: u16) -> usize {
 /// per-request series are resolved here, L4 refusals eagerly (so `rate()` starts at 0),
 /// answers lazily (most route × status pairs never occur).
 pub struct FrontMetrics {
-    rejected: [Counter; 12],
+    rejected: [Counter; L4Reason::ALL.len()],
     request_timeout: Counter,
     responses: Vec<OnceLock<Counter>>,
     duration: Vec<OnceLock<Histogram>>,

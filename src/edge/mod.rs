@@ -20,6 +20,7 @@ pub mod accept;
 pub mod admission;
 pub mod backend;
 pub mod conns;
+pub mod handshakes;
 pub mod listener;
 pub mod metrics;
 pub mod overload;
@@ -27,6 +28,7 @@ pub mod penalty;
 pub mod proxy;
 pub mod reply;
 pub mod router;
+mod sockopt;
 pub mod source;
 pub mod telemetry;
 pub mod tls;
@@ -100,8 +102,9 @@ impl<B: Backend> Server<B> {
         let certs = CertStore::load(&setup.cert, &setup.key)?;
         let tls_config = certs.server_config(config.limits.tls_session_tickets)?;
         let backlog = config.limits.listen_backlog.get();
+        let defer = config.limits.defer_accept_ms;
         let bind = |addr: SocketAddr| {
-            listener::bind(addr, backlog).map_err(|source| ServeError::Bind { addr, source })
+            listener::bind(addr, backlog, defer).map_err(|source| ServeError::Bind { addr, source })
         };
         let tls_listener = bind(config.server.listen)?;
         let plain_listener = match config.server.listen_plain {

@@ -25,7 +25,7 @@ use crate::config::LimitsConfig;
 pub enum Timeout {
     /// Accept to first byte.
     FirstByte,
-    /// First byte to handshake done.
+    /// First byte to handshake done (the ClientHello arriving, then the handshake).
     Handshake,
     /// First byte of a request head to the whole head.
     Header,
@@ -60,7 +60,7 @@ impl Timeout {
     pub fn of(phase: Phase) -> Option<Timeout> {
         match phase {
             Phase::Silent => Some(Timeout::FirstByte),
-            Phase::Handshake => Some(Timeout::Handshake),
+            Phase::Hello | Phase::Handshake => Some(Timeout::Handshake),
             Phase::Idle => Some(Timeout::KeepAliveIdle),
             Phase::Headers => Some(Timeout::Header),
             Phase::Body => Some(Timeout::Body),

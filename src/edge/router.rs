@@ -31,11 +31,12 @@ macro_rules! static_error {
 }
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::accept::AcceptGate;
 use super::admission::{Admission, Class, Refused};
 use super::backend::Backend;
-use super::conns::{ConnState, Ended};
+use super::conns::{ConnState, Ended, Phase};
 use super::metrics::{FrontMetrics, L4Reason};
 use super::overload::{Overload, Timeout};
 use super::penalty::Strike;
@@ -116,6 +117,9 @@ pub struct Front<B> {
     pub overload: Arc<Overload>,
     pub request_timeout: Duration,
     pub max_requests_per_connection: u32,
+    /// Request bodies being read (`max_bodies_in_flight`): a body still arriving holds one
+    /// of these, not an in-flight slot.
+    pub bodies: Arc<Semaphore>,
 }
 
 impl<B> Front<B> {
@@ -137,6 +141,7 @@ impl<B> Front<B> {
             overload,
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             max_requests_per_connection: limits.max_requests_per_connection.get(),
+            bodies: Arc::new(Semaphore::new(limits.max_bodies_in_flight.get())),
         }
     }
 }
@@ -280,10 +285,10 @@ fn refused<B>(front: &Front<B>, conn: &ConnState, r: Refused) -> Reply {
             reason,
             retry_after_s,
         } => {
-            front.counters.reject(if reason == "queue_depth" {
-                L4Reason::QueueDepth
-            } else {
-                L4Reason::InFlight
+            front.counters.reject(match reason {
+                "queue_depth" => L4Reason::QueueDepth,
+                "bodies_in_flight" => L4Reason::BodiesInFlight,
+                _ => L4Reason::InFlight,
             });
             static_error!(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -439,12 +444,13 @@ where
     if let Err(r) = front.admission.check_rate(Class::Ballot, conn.client) {
         return refused(front, conn, r);
     }
+    // Shed before reading anything when the server is already full (cheap, and the 503
+    // tells the client when to come back); the slot itself is taken once the body is in.
     let depth = front.backend.queue_depth();
     front.counters.queue_depth.set(depth as f64);
-    let _permit = match front.admission.enter(Class::Ballot, depth) {
-        Ok(p) => p,
-        Err(r) => return refused(front, conn, r),
-    };
+    if let Err(r) = front.admission.enter(Class::Ballot, depth) {
+        return refused(front, conn, r);
+    }
     if !is_json(req.headers().get(CONTENT_TYPE)) {
         front.counters.reject(L4Reason::ContentType);
         return static_error!(
@@ -462,9 +468,19 @@ where
         front.counters.reject(L4Reason::TooLarge);
         return too_large();
     }
-    let body = Limited::new(req.into_body(), front.max_body_bytes);
-    let reading = ReadingBody::new(conn);
     let body_timeout = front.overload.timeout(Timeout::Body);
+    let reading = ReadingBody::new(conn);
+    let Some(_body_slot) = body_slot(front, body_timeout).await else {
+        return refused(
+            front,
+            conn,
+            Refused::Overloaded {
+                reason: "bodies_in_flight",
+                retry_after_s: front.admission.overloaded_retry_after_s(),
+            },
+        );
+    };
+    let body = Limited::new(req.into_body(), front.max_body_bytes);
     let collected = tokio::time::timeout(body_timeout, body.collect()).await;
     drop(reading);
     let bytes = match collected {
@@ -490,11 +506,42 @@ where
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
+    drop(_body_slot);
+    // The body is whole: now it takes an in-flight slot, for as long as the log takes.
+    let depth = front.backend.queue_depth();
+    let _permit = match front.admission.enter(Class::Ballot, depth) {
+        Ok(p) => p,
+        Err(r) => return refused(front, conn, r),
+    };
     let received_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     bounded(front, front.backend.submit(bytes, conn.client, received_ms)).await
 }
+
+/// A slot for reading one body. When all are held, the oldest bodies still arriving are
+/// reclaimed (their connections closed, as a full connection table does) and the newcomer
+/// waits for a freed slot, at most its body timeout: slow bodies cannot hold the door shut
+/// on a ballot that arrives whole.
+async fn body_slot<B>(front: &Front<B>, wait: Duration) -> Option<OwnedSemaphorePermit> {
+    if let Ok(slot) = front.bodies.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    let reclaimed = front
+        .gate
+        .table
+        .reclaim_phase(Phase::Body, BODY_RECLAIM_BATCH);
+    front.gate.count_reclaimed(&reclaimed);
+    tokio::time::timeout(wait, front.bodies.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
+/// How many of the oldest bodies one newcomer reclaims when the body slots are full: one,
+/// so that reclaiming never costs more bodies than newcomers (a scan of the table's words
+/// is a few microseconds).
+const BODY_RECLAIM_BATCH: usize = 1;
 
 fn too_large() -> Reply {
     static_error!(
