@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -29,6 +29,10 @@ pub struct HandshakeFlood {
     /// New handshakes per second (open loop).
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// Held shape: how long a slot waits after its connection ends before it opens the
+    /// next (an attack tool's pass over its dead sockets); 0, the default: at once.
+    #[serde(default)]
+    pub reconnect_ms: u64,
 }
 
 impl Kind for HandshakeFlood {
@@ -52,6 +56,7 @@ impl Kind for HandshakeFlood {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: self.rate_per_s,
+                reconnect: Duration::from_millis(self.reconnect_ms),
                 pool: Pool::new(self.sources),
             },
             as_latency: false,

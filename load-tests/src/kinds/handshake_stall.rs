@@ -36,6 +36,7 @@ impl Kind for HandshakeStall {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: None,
+                reconnect: std::time::Duration::ZERO,
                 pool: Pool::new(self.sources),
             },
             prefix: Vec::new(),

@@ -63,6 +63,8 @@ pub struct Driver {
     pub connections: usize,
     /// New connections per second (open loop); absent: the held shape.
     pub rate_per_s: Option<f64>,
+    /// Held shape: the pause between a connection's end and the slot's next connection.
+    pub reconnect: Duration,
     pub pool: Pool,
 }
 
@@ -83,6 +85,7 @@ impl Driver {
             None => {
                 for slot in 0..self.connections {
                     let (one, pool, slots) = (one.clone(), self.pool, self.connections);
+                    let reconnect = self.reconnect;
                     set.spawn(async move {
                         let mut round = 0usize;
                         while Instant::now() < deadline {
@@ -92,6 +95,7 @@ impl Driver {
                             if one(ip, deadline).await == Next::Pause {
                                 sleep(RECONNECT_PAUSE).await;
                             }
+                            sleep(reconnect).await;
                             // A server at its connection cap closes at accept: without a
                             // floor, every surplus slot would spin on connect.
                             sleep_until((began + MIN_SLOT_CYCLE).into()).await;

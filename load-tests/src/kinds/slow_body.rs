@@ -36,6 +36,10 @@ pub struct SlowBody {
     pub body_bytes: usize,
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// Held shape: how long a slot waits after its connection ends before it opens the
+    /// next (an attack tool's pass over its dead sockets); 0, the default: at once.
+    #[serde(default)]
+    pub reconnect_ms: u64,
 }
 
 fn default_chunk_bytes() -> usize {
@@ -84,6 +88,7 @@ impl Kind for SlowBody {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: self.rate_per_s,
+                reconnect: Duration::from_millis(self.reconnect_ms),
                 pool: Pool::new(self.sources),
             },
             drip: Arc::new(Drip {

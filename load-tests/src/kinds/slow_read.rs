@@ -47,6 +47,10 @@ pub struct SlowRead {
     pub recv_buffer_bytes: u32,
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// Held shape: how long a slot waits after its connection ends before it opens the
+    /// next (an attack tool's pass over its dead sockets); 0, the default: at once.
+    #[serde(default)]
+    pub reconnect_ms: u64,
 }
 
 fn default_read_bytes() -> usize {
@@ -103,6 +107,7 @@ impl Kind for SlowRead {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: self.rate_per_s,
+                reconnect: Duration::from_millis(self.reconnect_ms),
                 pool: Pool::new(self.sources),
             },
             reader: Arc::new(Reader {

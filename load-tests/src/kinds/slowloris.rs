@@ -32,6 +32,10 @@ pub struct Slowloris {
     /// New connections per second instead of holding `connections` (open loop).
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// Held shape: how long a slot waits after its connection ends before it opens the
+    /// next (an attack tool's pass over its dead sockets); 0, the default: at once.
+    #[serde(default)]
+    pub reconnect_ms: u64,
 }
 
 impl Kind for Slowloris {
@@ -56,6 +60,7 @@ impl Kind for Slowloris {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: self.rate_per_s,
+                reconnect: Duration::from_millis(self.reconnect_ms),
                 pool: Pool::new(self.sources),
             },
             drip: Arc::new(Drip {

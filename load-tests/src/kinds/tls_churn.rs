@@ -38,6 +38,7 @@ impl Kind for TlsChurn {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: None,
+                reconnect: std::time::Duration::ZERO,
                 pool: Pool::new(self.sources),
             },
             as_latency: true,

@@ -3,6 +3,7 @@
 //! handshake slot) and must time it out.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -28,6 +29,10 @@ pub struct TlsStall {
     pub prefix_bytes: usize,
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// Held shape: how long a slot waits after its connection ends before it opens the
+    /// next (an attack tool's pass over its dead sockets); 0, the default: at once.
+    #[serde(default)]
+    pub reconnect_ms: u64,
 }
 
 fn default_prefix_bytes() -> usize {
@@ -64,6 +69,7 @@ impl Kind for TlsStall {
             driver: Driver {
                 connections: self.connections,
                 rate_per_s: self.rate_per_s,
+                reconnect: Duration::from_millis(self.reconnect_ms),
                 pool: Pool::new(self.sources),
             },
             prefix: hello[..n].to_vec(),
