@@ -227,6 +227,13 @@ pub struct LimitsConfig {
     /// this many, a new hello waits for a slot (within its handshake timeout) instead of
     /// starving the requests already inside.
     pub max_handshakes_in_flight: NonZeroUsize,
+    /// Most whole ClientHellos waiting for a handshake slot. Past it, the oldest hello of
+    /// the prefix (/24, /48) with the most waiting is shed — its connection closed — as
+    /// FQ-CoDel drops from its fattest flow: a flood's subnets lose their oldest hellos,
+    /// a voter's prefix, with one or two waiting, keeps its own. Slots go to the prefix
+    /// with the fewest hellos waiting first (docs/ARCHITECTURE.md, "The edge under a
+    /// botnet").
+    pub max_handshakes_waiting: NonZeroUsize,
     /// Stateless TLS session tickets (rustls' rotating ticketer): a voter who retries, or
     /// comes back to check a receipt, resumes without a full handshake.
     pub tls_session_tickets: bool,
@@ -468,6 +475,7 @@ impl Default for LimitsConfig {
             keep_alive_idle_min_ms: 1_000,
             handshake_timeout_ms: 5_000,
             max_handshakes_in_flight: nz(256),
+            max_handshakes_waiting: nz(1_024),
             tls_session_tickets: true,
             header_read_timeout_ms: 5_000,
             max_header_bytes: 16 * 1024,

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::ballots::load_voters;
-use crate::kinds::{PlanContext, Window};
+use crate::kinds::{Plan, PlanContext, Window};
 use crate::net::Target;
-use crate::report::{Report, TaskReport};
+use crate::report::{Report, Stats, TaskReport};
 use crate::scenario::Scenario;
 
 /// File descriptors the process needs besides the tasks' sockets (stdio, the runtime's
@@ -77,7 +77,12 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
     let mut running = JoinSet::new();
     for (i, plan) in plans.into_iter().enumerate() {
         let target = target.clone();
-        running.spawn(async move { (i, plan.run(target, window).await) });
+        if plan.isolated() {
+            let done = run_isolated(format!("task-{i}"), plan, target, window)?;
+            running.spawn(async move { (i, done.await.unwrap_or_default()) });
+        } else {
+            running.spawn(async move { (i, plan.run(target, window).await) });
+        }
     }
     let mut reports: Vec<Option<TaskReport>> = vec![None; s.tasks.len()];
     while let Some(done) = running.join_next().await {
@@ -94,6 +99,25 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
         open_files,
         tasks: reports.into_iter().flatten().collect(),
     })
+}
+
+/// Runs `plan` on a single-threaded runtime in an OS thread of its own (see
+/// [`Plan::isolated`]); its stats arrive on the returned channel. The OS shares the cores
+/// between this thread and the attack's; only the run queue is not shared.
+fn run_isolated(
+    name: String,
+    plan: Box<dyn Plan>,
+    target: Arc<Target>,
+    window: Window,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<Stats>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new().name(name).spawn(move || {
+        let _ = tx.send(rt.block_on(plan.run(target, window)));
+    })?;
+    Ok(rx)
 }
 
 /// What the process may hold open, against what the scenario needs.

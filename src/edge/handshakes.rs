@@ -6,19 +6,23 @@
 //! - **wasters last**: a source that has lately made a habit of holding connections
 //!   without using them ([`super::accept`]) waits behind everyone else, and its handshakes
 //!   hold at most `waster_handshake_share_pct` of the slots together;
-//! - **fairly between prefixes** (IPv4 /24, IPv6 /48), within each of the two classes, as
-//!   FQ-CoDel schedules flows: a prefix that had nothing waiting when its hello came (a
-//!   voter's, most of the time) is served first; prefixes that still have hellos waiting
-//!   after their turn go round-robin, oldest hello first within a prefix. A botnet's
-//!   thousand waiting hellos from one subnet take one turn a round; a voter's one hello
-//!   from its own does not wait for the round.
+//! - **thinnest prefix first** (IPv4 /24, IPv6 /48), within each of the two classes: the
+//!   next slot goes to the prefix with the fewest hellos waiting, oldest hello first (ties:
+//!   the oldest). A botnet's subnets each have many hellos waiting; a voter's prefix has
+//!   its own one, or a few — it goes first, whatever the flood queued before it. (Plain
+//!   round-robin was measured first: voters who share a /24 got one slot a round of the
+//!   flood's 256 prefixes, fewer than they arrived, and timed out.)
+//! - **a bounded queue**: past `max_handshakes_waiting` hellos, the oldest hello of the
+//!   fattest prefix is shed (its connection closed at once), wasters' first — as FQ-CoDel
+//!   drops from its fattest flow. A hello that waits longer than the handshake timeout
+//!   lets go anyway; shedding early frees its table slot and spares the voter's.
 //!
-//! Slots are never left idle while anyone waits (work-conserving), and nobody is refused
-//! here: a hello waits until it gets a slot or its handshake timeout ends its connection.
-//! Hand-written: tokio's `Semaphore` is first-come only, and no maintained crate offers a
-//! fair-queued, two-class semaphore. The queues hold at most one entry per connection in
-//! the table (bounded by `max_connections`), plus entries of connections that have gone,
-//! dropped as they are met and swept when they pile up.
+//! The price of thinnest-first: a prefix with many voters arriving at once (a carrier NAT)
+//! looks like a flood's subnet and waits with it. Slots are never left idle while anyone
+//! waits (work-conserving). Hand-written: tokio's `Semaphore` is first-come only, and no
+//! maintained crate offers a fair-queued, two-class semaphore. Choosing a prefix scans the
+//! prefixes that have hellos waiting, at most `max_handshakes_waiting` of them: a few
+//! microseconds a handshake.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -33,52 +37,70 @@ use super::source::prefix_key;
 const OTHERS: usize = 0;
 const WASTERS: usize = 1;
 
+/// One waiting hello: its place in line, and where to send its slot. Dropping the sender
+/// unsent sheds it.
+#[derive(Debug)]
+struct Waiter {
+    seq: u64,
+    tx: oneshot::Sender<()>,
+}
+
 #[derive(Debug, Default)]
 struct Fair {
     /// Waiting hellos per prefix, oldest first.
-    queues: HashMap<IpNet, VecDeque<oneshot::Sender<()>>>,
-    /// Prefixes that had nothing waiting until their hello came (FQ-CoDel's new flows): a
-    /// voter's prefix, most of the time. Served before `ring`.
-    fresh: VecDeque<IpNet>,
-    /// Prefixes that still have hellos waiting after their turn, in turn order.
-    ring: VecDeque<IpNet>,
+    queues: HashMap<IpNet, VecDeque<Waiter>>,
     waiting: usize,
 }
 
 impl Fair {
-    fn push(&mut self, prefix: IpNet, tx: oneshot::Sender<()>) {
-        let queue = self.queues.entry(prefix).or_default();
-        if queue.is_empty() {
-            self.fresh.push_back(prefix);
-        }
-        queue.push_back(tx);
+    fn push(&mut self, prefix: IpNet, waiter: Waiter) {
+        self.queues.entry(prefix).or_default().push_back(waiter);
         self.waiting += 1;
     }
 
-    /// The next waiter in turn, live or gone (the caller checks): fresh prefixes first,
-    /// then the others round-robin.
-    fn pop(&mut self) -> Option<oneshot::Sender<()>> {
-        let prefix = self.fresh.pop_front().or_else(|| self.ring.pop_front())?;
+    /// The prefix `better` prefers among those waiting, compared on (hellos waiting, seq of
+    /// the oldest).
+    fn pick(&self, better: impl Fn((usize, u64), (usize, u64)) -> bool) -> Option<IpNet> {
+        let mut best: Option<(IpNet, (usize, u64))> = None;
+        for (prefix, q) in &self.queues {
+            let Some(head) = q.front() else { continue };
+            let key = (q.len(), head.seq);
+            if best.is_none_or(|(_, b)| better(key, b)) {
+                best = Some((*prefix, key));
+            }
+        }
+        best.map(|(p, _)| p)
+    }
+
+    fn pop_from(&mut self, prefix: IpNet) -> Option<Waiter> {
         let queue = self.queues.get_mut(&prefix)?;
-        let tx = queue.pop_front();
+        let waiter = queue.pop_front();
         if queue.is_empty() {
             self.queues.remove(&prefix);
-        } else {
-            self.ring.push_back(prefix);
         }
         self.waiting = self.waiting.saturating_sub(1);
-        tx
+        waiter
+    }
+
+    /// The next in turn, live or gone (the caller checks): the oldest hello of the prefix
+    /// with the fewest waiting.
+    fn pop(&mut self) -> Option<Waiter> {
+        let prefix = self.pick(|a, b| a < b)?;
+        self.pop_from(prefix)
+    }
+
+    /// The oldest hello of the prefix with the most waiting (ties: the oldest), to shed.
+    fn pop_fattest(&mut self) -> Option<Waiter> {
+        let prefix = self.pick(|(la, sa), (lb, sb)| la > lb || (la == lb && sa < sb))?;
+        self.pop_from(prefix)
     }
 
     /// Drops the entries of hellos whose connections have gone.
     fn sweep(&mut self) {
         self.queues.retain(|_, q| {
-            q.retain(|tx| !tx.is_closed());
+            q.retain(|w| !w.tx.is_closed());
             !q.is_empty()
         });
-        let queues = &self.queues;
-        self.fresh.retain(|p| queues.contains_key(p));
-        self.ring.retain(|p| queues.contains_key(p));
         self.waiting = self.queues.values().map(VecDeque::len).sum();
     }
 }
@@ -88,6 +110,7 @@ struct Inner {
     in_flight: usize,
     wasters_in_flight: usize,
     classes: [Fair; 2],
+    next_seq: u64,
 }
 
 /// The handshake slots of a server.
@@ -96,8 +119,8 @@ pub struct Handshakes {
     inner: Mutex<Inner>,
     max: usize,
     max_wasters: usize,
-    /// Past this many queued entries, gone ones are swept.
-    sweep_at: usize,
+    /// Past this many hellos waiting, the fattest prefix's oldest is shed.
+    max_waiting: usize,
 }
 
 /// A handshake slot, held until dropped.
@@ -114,14 +137,14 @@ impl Drop for Slot {
 }
 
 impl Handshakes {
-    /// `max` slots, of which wasters may hold `max_wasters` together; `bound`: the most
-    /// live waiters there can be (the connection table's size).
-    pub fn new(max: usize, max_wasters: usize, bound: usize) -> Arc<Handshakes> {
+    /// `max` slots, of which wasters may hold `max_wasters` together; at most
+    /// `max_waiting` hellos wait for one.
+    pub fn new(max: usize, max_wasters: usize, max_waiting: usize) -> Arc<Handshakes> {
         Arc::new(Handshakes {
             inner: Mutex::new(Inner::default()),
             max: max.max(1),
             max_wasters: max_wasters.clamp(1, max.max(1)),
-            sweep_at: bound.max(1024).saturating_mul(2),
+            max_waiting: max_waiting.max(1),
         })
     }
 
@@ -146,8 +169,8 @@ impl Handshakes {
         self.max
     }
 
-    /// Waits for a slot for a handshake from `client`.
-    pub async fn acquire(self: &Arc<Self>, client: IpAddr, waster: bool) -> Slot {
+    /// Waits for a slot for a handshake from `client`; `None` if the hello was shed.
+    pub async fn acquire(self: &Arc<Self>, client: IpAddr, waster: bool) -> Option<Slot> {
         let class = if waster { WASTERS } else { OTHERS };
         let rx = {
             let mut inner = self.lock();
@@ -160,15 +183,13 @@ impl Handshakes {
                 };
             if ahead == 0 && self.may_take(&inner, waster) {
                 take(&mut inner, waster);
-                return self.slot(waster);
+                return Some(self.slot(waster));
             }
             let (tx, rx) = oneshot::channel();
-            inner.classes[class].push(prefix_key(client), tx);
-            let queued = inner.classes[OTHERS].waiting + inner.classes[WASTERS].waiting;
-            if queued > self.sweep_at {
-                inner.classes[OTHERS].sweep();
-                inner.classes[WASTERS].sweep();
-            }
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            inner.classes[class].push(prefix_key(client), Waiter { seq, tx });
+            self.shed_past_bound(&mut inner);
             // A slot may have freed between the check above and the push (a waiter of
             // another class gone): hand out what can be handed out.
             self.grant(&mut inner);
@@ -179,8 +200,33 @@ impl Handshakes {
             owner: self,
             waster,
         };
-        wait.granted().await;
-        self.slot(waster)
+        wait.granted().await.then(|| self.slot(waster))
+    }
+
+    /// Past `max_waiting`: first forgets hellos whose connections have gone, then sheds
+    /// the oldest hello of the fattest prefix, wasters' first.
+    fn shed_past_bound(&self, inner: &mut Inner) {
+        let waiting = |i: &Inner| i.classes[OTHERS].waiting + i.classes[WASTERS].waiting;
+        if waiting(inner) <= self.max_waiting {
+            return;
+        }
+        inner.classes[OTHERS].sweep();
+        inner.classes[WASTERS].sweep();
+        while waiting(inner) > self.max_waiting {
+            let class = if inner.classes[WASTERS].waiting > 0 {
+                WASTERS
+            } else {
+                OTHERS
+            };
+            let Some(shed) = inner.classes[class].pop_fattest() else {
+                break;
+            };
+            if !shed.tx.is_closed() {
+                metrics::counter!("urna_rejections_total", "layer" => "l2", "reason" => "handshake_queue_full")
+                    .increment(1);
+            }
+            drop(shed);
+        }
     }
 
     fn slot(self: &Arc<Self>, waster: bool) -> Slot {
@@ -207,13 +253,13 @@ impl Handshakes {
     fn grant(&self, inner: &mut Inner) {
         for (class, waster) in [(OTHERS, false), (WASTERS, true)] {
             while self.may_take(inner, waster) {
-                let Some(tx) = inner.classes[class].pop() else {
+                let Some(waiter) = inner.classes[class].pop() else {
                     break;
                 };
                 // Counted before the send: the waiter's side gives it back if it has gone
                 // by the time it looks (see `Waiting`).
                 take(inner, waster);
-                if tx.send(()).is_err() {
+                if waiter.tx.send(()).is_err() {
                     untake(inner, waster);
                 }
             }
@@ -244,13 +290,14 @@ struct Waiting<'a> {
 }
 
 impl Waiting<'_> {
-    async fn granted(&mut self) {
-        if let Some(rx) = self.rx.as_mut() {
-            // The sender is only dropped unsent by a sweep, which only drops the entries of
-            // closed receivers: an error cannot reach a live waiter.
-            let _ = rx.await;
-        }
+    /// Whether the slot came (`false`: shed, its sender dropped unsent).
+    async fn granted(&mut self) -> bool {
+        let got = match self.rx.as_mut() {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
+        };
         self.rx = None;
+        got
     }
 }
 
@@ -275,18 +322,20 @@ mod tests {
         IpAddr::from([10, 0, a, b])
     }
 
-    /// Starts a waiter; returns a receiver that fires when it got its slot (and keeps it
-    /// until `hold` is dropped).
+    /// Starts a hello waiting for a slot; records in `order` when it gets one, and keeps
+    /// the slot (`None`: shed) in its join handle's output.
     fn waiter(
         h: &Arc<Handshakes>,
         client: IpAddr,
         waster: bool,
         order: &Arc<Mutex<Vec<IpAddr>>>,
-    ) -> tokio::task::JoinHandle<Slot> {
+    ) -> tokio::task::JoinHandle<Option<Slot>> {
         let (h, order) = (h.clone(), order.clone());
         tokio::spawn(async move {
             let slot = h.acquire(client, waster).await;
-            order.lock().unwrap().push(client);
+            if slot.is_some() {
+                order.lock().unwrap().push(client);
+            }
             slot
         })
     }
@@ -299,7 +348,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_voters_fresh_prefix_goes_before_a_floods_waiting_hellos() {
+    async fn a_voters_thin_prefix_goes_before_a_floods_queued_hellos() {
         let h = Handshakes::new(1, 1, 100);
         let first = h.acquire(ip(9, 9), false).await;
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -321,20 +370,40 @@ mod tests {
             drop(tasks.remove(i).await.unwrap());
         }
         let order = order.lock().unwrap().clone();
-        // The flood's prefix was fresh when its first hello came: it has the first turn.
-        // Then the voter's fresh prefix goes before the flood's other four.
         assert_eq!(
-            order[0],
-            ip(1, 1),
-            "the flood's first hello came to an empty queue"
+            order,
+            vec![ip(2, 1), ip(1, 1), ip(1, 2), ip(1, 3), ip(1, 4), ip(1, 5)],
+            "the voter's one hello first, then the flood's, oldest first"
         );
-        assert_eq!(
-            order[1],
-            ip(2, 1),
-            "the voter's fresh prefix before the flood's rest"
-        );
-        assert_eq!(&order[2..], &[ip(1, 2), ip(1, 3), ip(1, 4), ip(1, 5)]);
         assert_eq!(h.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn past_the_bound_the_fattest_prefixs_oldest_hello_is_shed() {
+        let h = Handshakes::new(1, 1, 3);
+        let held = h.acquire(ip(9, 9), false).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut flood = Vec::new();
+        for i in 1..=3 {
+            flood.push(waiter(&h, ip(1, i), false, &order));
+            settle().await;
+        }
+        let voter = waiter(&h, ip(2, 1), false, &order);
+        settle().await;
+        // Four waiting, bound three: the flood's oldest goes, the voter stays.
+        assert_eq!(h.waiting(), 3);
+        assert!(flood[0].is_finished());
+        assert!(flood.remove(0).await.unwrap().is_none(), "shed");
+        drop(held);
+        settle().await;
+        assert_eq!(order.lock().unwrap().clone(), vec![ip(2, 1)]);
+        drop(voter.await.unwrap());
+        for f in flood {
+            settle().await;
+            drop(f.await.unwrap());
+        }
+        assert_eq!(h.in_flight(), 0);
+        assert_eq!(h.waiting(), 0);
     }
 
     #[tokio::test]

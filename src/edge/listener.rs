@@ -67,7 +67,7 @@ impl<B: Backend> Edge<B> {
                 limits.max_handshakes_in_flight.get()
                     * usize::from(limits.waster_handshake_share_pct)
                     / 100,
-                limits.max_connections.get(),
+                limits.max_handshakes_waiting.get(),
             ),
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
             trusted_proxies: server.trusted_proxies.clone(),
@@ -220,6 +220,8 @@ enum SetupError {
     ProxyTimeout,
     #[error("TLS handshake: {0}")]
     Tls(std::io::Error),
+    #[error("hello shed: too many waiting for a handshake slot")]
+    Shed,
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -232,6 +234,8 @@ impl SetupError {
             SetupError::UntrustedProxy => reject("l1", "proxy_header_untrusted"),
             SetupError::ProxyTimeout => reject("l1", "proxy_header_timeout"),
             SetupError::Tls(_) => reject("l2", "handshake_error"),
+            // Counted where it is shed (`urna_rejections_total{reason="handshake_queue_full"}`).
+            SetupError::Shed => {}
             SetupError::Io(_) => reject("l2", "io_error"),
         }
     }
@@ -381,7 +385,9 @@ async fn handshake<B: Backend>(
     let waster = edge.gate.is_waster(conn.client);
     metrics::counter!("urna_handshakes_total", "source" => if waster { "waster" } else { "other" })
         .increment(1);
-    let _slot = edge.handshakes.acquire(conn.client, waster).await;
+    let Some(_slot) = edge.handshakes.acquire(conn.client, waster).await else {
+        return Err(SetupError::Shed);
+    };
     metrics::gauge!("urna_handshakes_in_flight").increment(1.0);
     let stream = start.into_stream(config).await.map_err(SetupError::Tls);
     metrics::gauge!("urna_handshakes_in_flight").decrement(1.0);

@@ -52,7 +52,10 @@ pub struct Arrivals {
     pub spacing: Spacing,
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Source pool: voter `i` uses address `i` (wrapping when there are more voters).
+    /// Source pool: voter `i` uses address `257·i` (wrapping when there are more voters):
+    /// consecutive voters come from different /24s, as real voters arrive from all over the
+    /// address space rather than one subnet in turn (20 voters a second from one /24 is a
+    /// carrier NAT, which a server's per-prefix fairness treats as one busy client).
     pub sources: IpNet,
     /// Share of voters (0..=1, spread evenly) who send a second ballot, with a higher `seq`,
     /// on the same connection after their first is accepted.
@@ -243,7 +246,7 @@ impl Kind for Arrivals {
                 let ballot = ballot_request(cx.host, first.first()?);
                 Some(Voter {
                     at,
-                    ip: pool.addr(i),
+                    ip: pool.addr(i.wrapping_mul(VOTER_STRIDE)),
                     ballot,
                     revote,
                 })
@@ -288,9 +291,17 @@ struct ArrivalsPlan {
     max_in_flight: usize,
 }
 
+/// Step between two voters' addresses: past a /24 (256), and prime, so that stepping through
+/// a pool whose size it does not divide visits every address once before any repeats.
+const VOTER_STRIDE: usize = 257;
+
 impl Plan for ArrivalsPlan {
     fn run(self: Box<Self>, target: Arc<Target>, window: Window) -> BoxFuture<'static, Stats> {
         Box::pin(self.arrive(target, window))
+    }
+
+    fn isolated(&self) -> bool {
+        true
     }
 }
 

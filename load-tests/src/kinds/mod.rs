@@ -89,6 +89,12 @@ pub trait Plan: Send {
     }
     /// Runs in the window; ends by the deadline (plus [`GRACE`] for answers in flight).
     fn run(self: Box<Self>, target: Arc<Target>, window: Window) -> BoxFuture<'static, Stats>;
+    /// Whether the task measures the service (the arriving voters) and so runs on a
+    /// runtime of its own: real voters are other machines, and their latency must not
+    /// include a wait in the attack tasks' run queue of this process.
+    fn isolated(&self) -> bool {
+        false
+    }
 }
 
 /// When a run's tasks send and when what they see counts.
