@@ -26,9 +26,9 @@ fn builder() -> PrometheusBuilder {
     let mut b = PrometheusBuilder::new();
     for s in catalog::SERIES {
         if let Kind::Histogram(buckets) = s.kind {
-            // Fails only on an empty bucket list; the catalog's are non-empty constants
-            // (a unit test holds them to it). Keeping the builder as it was would render
-            // that one series as a summary, which the scrape test catches.
+            // Fails only on an empty bucket list; the catalog's are non-empty constants (a
+            // unit test holds them to it). Were one empty, the builder starts over and the
+            // histograms render as summaries, which the scrape test refuses.
             b = match b.set_buckets_for_metric(Matcher::Full(s.name.into()), buckets) {
                 Ok(next) => next,
                 Err(_) => PrometheusBuilder::new(),
