@@ -125,6 +125,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "rate_limited_source",
             "rate_limited_prefix",
             "in_flight",
+            "bodies_in_flight",
             "queue_depth",
             "content_type",
             "too_large",
@@ -228,12 +229,38 @@ pub const SERIES: &[Series] = &[
         kind: Counter,
         unit: None,
         help: "Connections given up for newcomers while the table was full, by the class \
-               reclaimed (idle, silent, stalled).",
+               reclaimed (idle, silent, handshake, stalled).",
         preset: Preset::Each(&[
             &[("reason", "idle")],
             &[("reason", "silent")],
+            &[("reason", "handshake")],
             &[("reason", "stalled")],
         ]),
+    },
+    Series {
+        name: "urna_l1_wasted_connections_total",
+        kind: Counter,
+        unit: None,
+        help: "Connections the server ended for holding their slot without using it (silent, \
+               stalled or idle until timed out); a source that does it often has its \
+               handshakes served after everyone else's.",
+        preset: Preset::Bare,
+    },
+    Series {
+        name: "urna_handshakes_total",
+        kind: Counter,
+        unit: None,
+        help: "TLS handshakes started (whole ClientHello in), by source: waster (a source \
+               that lately wasted connections, served last) or other.",
+        preset: Preset::Each(&[&[("source", "waster")], &[("source", "other")]]),
+    },
+    Series {
+        name: "urna_handshakes_waiting",
+        kind: Gauge,
+        unit: None,
+        help: "Handshakes waiting for a handshake slot now (served round-robin between \
+               prefixes, wasters last).",
+        preset: Preset::Bare,
     },
     Series {
         name: "urna_overload_pressure",
