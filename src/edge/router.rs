@@ -350,7 +350,7 @@ where
             Reply::with_type(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
-                front.metrics.render(),
+                super::metrics::render(&front.metrics),
             )
             .cache(Cache::NoStore)
         }

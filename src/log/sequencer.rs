@@ -380,6 +380,8 @@ fn run<G: Gate>(mut writer: Writer, mut gate: G, rx: Receiver<Msg<G>>, rule: Bat
         let result = match broken {
             Some(b) => {
                 writer.shared.poisoned.store(true, Ordering::SeqCst);
+                // Counted like a failed fsync: the store refuses everything from here on.
+                metrics::counter!("urna_log_poisoned_total").increment(1);
                 Err(LogError::GateBroken(b))
             }
             None if entries.is_empty() => Ok(writer.shared.checkpoint()),

@@ -93,8 +93,9 @@ impl Service {
         &self.log
     }
 
-    fn overloaded(&self, what: &str) -> Reply {
-        crate::edge::metrics::reject("L6", "overloaded");
+    /// A 503 for a full queue: the signature pool's (`l6`) or the log writer's (`l7`).
+    fn overloaded(&self, layer: &'static str, what: &str) -> Reply {
+        crate::edge::metrics::reject(layer, "overloaded");
         Reply::error(StatusCode::SERVICE_UNAVAILABLE, code::OVERLOADED, what)
             .retry_after(self.retry_after_s)
     }
@@ -112,8 +113,8 @@ impl Service {
 /// The contract's error body for a ballot refused by L5, L6 or the sequencer.
 fn ballot_error(e: &BallotError) -> Reply {
     let layer = match e {
-        BallotError::BadSignature => "L6",
-        _ => "L5",
+        BallotError::BadSignature => "l6",
+        _ => "l5",
     };
     crate::edge::metrics::reject(layer, e.code());
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
@@ -166,7 +167,7 @@ impl Backend for Service {
         let ballot = match timed(&self.stages.verify, self.pool.verify(ballot)).await {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return ballot_error(&e),
-            Err(PoolError::Full) => return self.overloaded("signature queue full"),
+            Err(PoolError::Full) => return self.overloaded("l6", "signature queue full"),
             Err(PoolError::Stopped) => {
                 return Reply::error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -190,7 +191,7 @@ impl Backend for Service {
                 receipt_reply(status, &logged.receipt)
             }
             Err(SubmitError::Rejected(e)) => ballot_error(&e),
-            Err(SubmitError::QueueFull) => self.overloaded("log queue full"),
+            Err(SubmitError::QueueFull) => self.overloaded("l7", "log queue full"),
             Err(SubmitError::Stopped) => Reply::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::NOT_READY,

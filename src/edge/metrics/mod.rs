@@ -1,54 +1,75 @@
-//! The Prometheus recorder behind the `metrics` facade, and the names the edge records.
+//! The Prometheus recorder behind the `metrics` facade, and the handles the edge records on.
 //!
-//! - `urna_rejections_total{layer, reason}`: every refusal, by layer (l1..l4) and reason.
-//! - `urna_responses_total{route, status}`: every answer.
-//! - `urna_request_duration_seconds{route}`: histogram, head to answer.
-//! - `urna_handshake_duration_seconds`: histogram of finished TLS handshakes.
-//! - `urna_connections_open`, `urna_handshakes_in_flight`, `urna_requests_in_flight`: gauges.
-//! - `urna_l4_tracked_keys{limiter}`: keys held by each rate limiter (bounded).
-//! - `urna_tls_reloads_total{result}`, `urna_penalties_total`, `urna_l1_sources_evicted_total`.
+//! - [`catalog`] — every series the server exports: type, help, buckets, the label values
+//!   present from the start. docs/OPERATIONS.md, "Reading the metrics", lists them for
+//!   operators; `deploy/prometheus/alerts.yml` alerts on them.
+//! - [`process`] — `urna_build_info` and the `process_*` series.
 //!
-//! The ballot pipeline records its own (`urna_ballot_stage_seconds{stage}`, `urna_log_*`,
-//! `urna_verify_batch_size`): docs/OPERATIONS.md lists them all.
+//! Conventions (Prometheus' own): label values are lowercase (`layer="l6"`); every series has
+//! a `# HELP` line; latencies and sizes are histograms with fixed buckets, which sum across
+//! servers, never summaries; a counter someone alerts on exists at 0 before its first event.
+
+pub mod catalog;
+pub mod process;
 
 use std::sync::OnceLock;
 
 use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Histogram buckets for latencies, in seconds: 100 µs to 10 s.
-const LATENCY_BUCKETS_S: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
+use catalog::Kind;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// Installs the process-wide Prometheus recorder once and returns its handle. If another
-/// recorder was installed first (an embedding program's), the handle renders an empty,
-/// private registry rather than failing the server.
+/// A builder with every histogram of the catalog on its fixed buckets.
+fn builder() -> PrometheusBuilder {
+    let mut b = PrometheusBuilder::new();
+    for s in catalog::SERIES {
+        if let Kind::Histogram(buckets) = s.kind {
+            // Fails only on an empty bucket list; the catalog's are non-empty constants (a
+            // unit test holds them to it). Were one empty, the builder starts over and the
+            // histograms render as summaries, which the scrape test refuses.
+            b = match b.set_buckets_for_metric(Matcher::Full(s.name.into()), buckets) {
+                Ok(next) => next,
+                Err(_) => PrometheusBuilder::new(),
+            };
+        }
+    }
+    b
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle: every series
+/// described, every preset series registered at 0, the build info set. If another recorder
+/// was installed first (an embedding program's), the handle renders an empty, private
+/// registry rather than failing the server.
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let builder = || {
-                let b = PrometheusBuilder::new();
-                // Only fails on an empty bucket list; ours is a non-empty constant.
-                match b
-                    .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)
-                {
-                    Ok(b) => b,
-                    Err(_) => PrometheusBuilder::new(),
-                }
-            };
-            builder()
+            let handle = builder()
                 .install_recorder()
-                .unwrap_or_else(|_| builder().build_recorder().handle())
+                .unwrap_or_else(|_| builder().build_recorder().handle());
+            catalog::describe();
+            catalog::register();
+            process::describe();
+            process::publish_build_info();
+            handle
         })
         .clone()
 }
 
-/// Counts one refusal.
+/// The `/metrics` body: the process series read now, then everything rendered.
+pub fn render(handle: &PrometheusHandle) -> String {
+    process::collect();
+    handle.render()
+}
+
+/// Counts one refusal. `(layer, reason)` must be one of [`catalog::REJECTIONS`] (registered
+/// at 0 at start; a unit test finds every literal call site in the source).
 pub fn reject(layer: &'static str, reason: &'static str) {
+    debug_assert!(
+        catalog::known_rejection(layer, reason),
+        "({layer}, {reason}) is missing from catalog::REJECTIONS"
+    );
     metrics::counter!("urna_rejections_total", "layer" => layer, "reason" => reason).increment(1);
 }
 
@@ -148,6 +169,24 @@ pub fn status_index(status: u16) -> usize {
     }
 }
 
+/// The `result` label of `urna_request_duration_seconds`: what the client got, in five
+/// classes, so a voter's wait for a receipt (`route="ballots",result="ok"`) is read apart
+/// from the refusals an attack draws, and cardinality stays at routes × 5.
+pub const RESULT_LABELS: [&str; 5] = ["ok", "refused", "rate_limited", "overloaded", "error"];
+
+/// Index into [`RESULT_LABELS`]: 1xx-3xx `ok`; 429 `rate_limited`; other 4xx `refused`
+/// (the request was wrong: a bad signature, not on the roll, too large, too slow); 503
+/// `overloaded` (shed or timed out: retry later); other 5xx `error` (the server failed).
+pub fn result_index(status: u16) -> usize {
+    match status {
+        429 => 2,
+        503 => 3,
+        s if s < 400 => 0,
+        s if s < 500 => 1,
+        _ => 4,
+    }
+}
+
 /// The router's metric handles, looked up once. A `metrics` macro call builds its key
 /// (allocating the label list) and hashes it into the registry on every call; at tens of
 /// thousands of refusals a second that is a measurable share of a 429's cost, so the
@@ -157,6 +196,7 @@ pub struct FrontMetrics {
     rejected: [Counter; L4Reason::ALL.len()],
     request_timeout: Counter,
     responses: Vec<OnceLock<Counter>>,
+    /// By route × result.
     duration: Vec<OnceLock<Histogram>>,
     pub in_flight: Gauge,
     pub queue_depth: Gauge,
@@ -179,7 +219,9 @@ impl FrontMetrics {
             responses: (0..ROUTE_LABELS.len() * STATUS_LABELS.len())
                 .map(|_| OnceLock::new())
                 .collect(),
-            duration: (0..ROUTE_LABELS.len()).map(|_| OnceLock::new()).collect(),
+            duration: (0..ROUTE_LABELS.len() * RESULT_LABELS.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             in_flight: metrics::gauge!("urna_requests_in_flight"),
             queue_depth: metrics::gauge!("urna_backend_queue_depth"),
         }
@@ -194,18 +236,24 @@ impl FrontMetrics {
         self.request_timeout.increment(1);
     }
 
-    /// Counts one answer of `route` (index into [`ROUTE_LABELS`]) and records its duration.
+    /// Counts one answer of `route` (index into [`ROUTE_LABELS`]) and records its duration
+    /// under its result.
     pub fn answered(&self, route: usize, status: u16, seconds: f64) {
         let route = route.min(ROUTE_LABELS.len() - 1);
+        let result = result_index(status);
         let status = status_index(status);
         self.responses[route * STATUS_LABELS.len() + status]
             .get_or_init(|| {
                 metrics::counter!("urna_responses_total", "route" => ROUTE_LABELS[route], "status" => STATUS_LABELS[status])
             })
             .increment(1);
-        self.duration[route]
+        self.duration[route * RESULT_LABELS.len() + result]
             .get_or_init(|| {
-                metrics::histogram!("urna_request_duration_seconds", "route" => ROUTE_LABELS[route])
+                metrics::histogram!(
+                    "urna_request_duration_seconds",
+                    "route" => ROUTE_LABELS[route],
+                    "result" => RESULT_LABELS[result]
+                )
             })
             .record(seconds);
     }
@@ -232,5 +280,20 @@ mod tests {
         assert_eq!(STATUS_LABELS[status_index(204)], "2xx");
         assert_eq!(STATUS_LABELS[status_index(418)], "4xx");
         assert_eq!(STATUS_LABELS[status_index(502)], "5xx");
+    }
+
+    #[test]
+    fn results_tell_a_receipt_from_a_refusal_from_a_shed_ballot() {
+        let result = |s: u16| RESULT_LABELS[result_index(s)];
+        assert_eq!(result(201), "ok");
+        assert_eq!(result(200), "ok");
+        assert_eq!(result(304), "ok");
+        assert_eq!(result(422), "refused");
+        assert_eq!(result(403), "refused");
+        assert_eq!(result(408), "refused");
+        assert_eq!(result(429), "rate_limited");
+        assert_eq!(result(503), "overloaded");
+        assert_eq!(result(500), "error");
+        assert_eq!(result(502), "error");
     }
 }
