@@ -222,8 +222,7 @@ impl Handshakes {
                 break;
             };
             if !shed.tx.is_closed() {
-                metrics::counter!("urna_rejections_total", "layer" => "l2", "reason" => "handshake_queue_full")
-                    .increment(1);
+                super::metrics::reject("l2", "handshake_queue_full");
             }
             drop(shed);
         }

@@ -103,7 +103,15 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "first_byte_timeout",
         ],
     ),
-    ("l2", &["handshake_timeout", "handshake_error", "io_error"]),
+    (
+        "l2",
+        &[
+            "handshake_timeout",
+            "handshake_error",
+            "handshake_queue_full",
+            "io_error",
+        ],
+    ),
     (
         "l3",
         &[
