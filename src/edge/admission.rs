@@ -200,24 +200,31 @@ impl Admission {
     /// `queue_depth` is the backend's current ballot queue; ballots past
     /// `shed_queue_depth` are shed too.
     pub fn enter(&self, class: Class, queue_depth: usize) -> Result<OwnedSemaphorePermit, Refused> {
-        if class == Class::Ballot && queue_depth >= self.shed_queue_depth {
-            return Err(Refused::Overloaded {
-                reason: "queue_depth",
-                retry_after_s: self.overloaded_retry_after_s,
-            });
-        }
+        self.may_enter(class, queue_depth)?;
         self.in_flight
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Refused::Overloaded {
-                reason: "in_flight",
-                retry_after_s: self.overloaded_retry_after_s,
-            })
+            .map_err(|_| self.overloaded("in_flight"))
     }
 
-    /// `Retry-After` seconds of a 503.
-    pub fn overloaded_retry_after_s(&self) -> u64 {
-        self.overloaded_retry_after_s
+    /// What [`Self::enter`] would say now, without taking a slot: a ballot checks it before
+    /// reading its body and enters once the body is whole.
+    pub fn may_enter(&self, class: Class, queue_depth: usize) -> Result<(), Refused> {
+        if class == Class::Ballot && queue_depth >= self.shed_queue_depth {
+            return Err(self.overloaded("queue_depth"));
+        }
+        if self.in_flight.available_permits() == 0 {
+            return Err(self.overloaded("in_flight"));
+        }
+        Ok(())
+    }
+
+    /// A 503 for `reason`, with the configured `Retry-After`.
+    pub fn overloaded(&self, reason: &'static str) -> Refused {
+        Refused::Overloaded {
+            reason,
+            retry_after_s: self.overloaded_retry_after_s,
+        }
     }
 
     /// Requests in flight now.

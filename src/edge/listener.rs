@@ -370,8 +370,9 @@ async fn setup_and_serve<B: Backend>(
 
 /// Reads the whole ClientHello without any crypto, then takes a handshake slot for the
 /// rest: a client that never finishes its hello never holds one. The wait for a slot counts
-/// against the handshake timeout (the overload manager's tick enforces it). Slots go
-/// round-robin between prefixes, wasters last ([`super::handshakes`]).
+/// against the handshake timeout (the overload manager's tick enforces it). Slots go to the
+/// prefix with the fewest hellos waiting, wasters last; a hello may be shed
+/// ([`super::handshakes`]).
 async fn handshake<B: Backend>(
     edge: &Edge<B>,
     tcp: TcpStream,

@@ -448,7 +448,7 @@ where
     // tells the client when to come back); the slot itself is taken once the body is in.
     let depth = front.backend.queue_depth();
     front.counters.queue_depth.set(depth as f64);
-    if let Err(r) = front.admission.enter(Class::Ballot, depth) {
+    if let Err(r) = front.admission.may_enter(Class::Ballot, depth) {
         return refused(front, conn, r);
     }
     if !is_json(req.headers().get(CONTENT_TYPE)) {
@@ -470,15 +470,9 @@ where
     }
     let body_timeout = front.overload.timeout(Timeout::Body);
     let reading = ReadingBody::new(conn);
-    let Some(_body_slot) = body_slot(front, body_timeout).await else {
-        return refused(
-            front,
-            conn,
-            Refused::Overloaded {
-                reason: "bodies_in_flight",
-                retry_after_s: front.admission.overloaded_retry_after_s(),
-            },
-        );
+    let Some(body_slot) = body_slot(front, body_timeout).await else {
+        let r = front.admission.overloaded("bodies_in_flight");
+        return refused(front, conn, r);
     };
     let body = Limited::new(req.into_body(), front.max_body_bytes);
     let collected = tokio::time::timeout(body_timeout, body.collect()).await;
@@ -506,7 +500,7 @@ where
         }
         Ok(Ok(collected)) => collected.to_bytes(),
     };
-    drop(_body_slot);
+    drop(body_slot);
     // The body is whole: now it takes an in-flight slot, for as long as the log takes.
     let depth = front.backend.queue_depth();
     let _permit = match front.admission.enter(Class::Ballot, depth) {
