@@ -9,6 +9,7 @@
 //! - [`penalty`]   — sources that kept sending after 429s, refused at accept for a while.
 //! - [`proxy`]     — PROXY protocol v2 from trusted balancers.
 //! - [`tls`]       — L2's certificate: generation on first start, reload on SIGHUP.
+//! - [`plaintext`] — plain HTTP sent to the TLS port: a short 400 that says to use https.
 //! - [`router`]    — the HTTP front: routes and L4's checks before the body is read.
 //! - [`admission`] — L4: keyed rate limits per source and prefix, load shedding, penalties.
 //! - [`source`]    — source (/32, /64) and prefix (/24, /48) keys.
@@ -25,6 +26,7 @@ pub mod listener;
 pub mod metrics;
 pub mod overload;
 pub mod penalty;
+pub mod plaintext;
 pub mod proxy;
 pub mod reply;
 pub mod router;

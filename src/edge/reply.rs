@@ -19,6 +19,8 @@ pub mod code {
     pub const NOT_READY: &str = "not_ready";
     pub const MALFORMED: &str = "malformed";
     pub const INTERNAL: &str = "internal";
+    /// Plain HTTP sent to the TLS port (answered by `edge::plaintext`).
+    pub const HTTPS_REQUIRED: &str = "https_required";
 }
 
 /// How long a client or a CDN may keep an answer.
