@@ -143,6 +143,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "body_error",
             "malformed_index",
             "metrics_forbidden",
+            "cors_origin",
         ],
     ),
     (
