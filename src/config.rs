@@ -88,6 +88,18 @@ pub struct ServerConfig {
     /// load-tests/README.md).
     #[serde(default)]
     pub worker_threads: Option<std::num::NonZeroUsize>,
+    /// Origins whose pages may use the API from a browser (CORS): an election's voting
+    /// client on its own site, e.g. `["https://vote.example.org"]`, written as browsers send
+    /// them. Default: none, so only the server's own pages can (same origin). Not access
+    /// control: programs that are not browsers ignore CORS, and ballots stand on their
+    /// signatures. At most 64 (`edge::cors`).
+    #[serde(default)]
+    pub cors_origins: Vec<crate::edge::cors::CorsOrigin>,
+    /// The voter's pages: `"public"` (default: `/` the election's status, `/verify` a
+    /// receipt checker), `"demo"` (also `/vote`, a demo client that takes a voter's secret
+    /// key: never for a real election), or `"none"`.
+    #[serde(default)]
+    pub pages: crate::edge::pages::PagesMode,
 }
 
 /// Log line format.
@@ -569,6 +581,12 @@ impl Config {
                 "must be at most 61440 (a logged entry must fit in 65535 bytes)",
             );
         }
+        if self.server.cors_origins.len() > crate::edge::cors::MAX_CORS_ORIGINS {
+            return Err(ConfigError::Invalid {
+                key: "server.cors_origins",
+                reason: format!("at most {} origins", crate::edge::cors::MAX_CORS_ORIGINS),
+            });
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return invalid("tls.cert", "tls.cert and tls.key must be set together");
         }
@@ -835,6 +853,46 @@ dir = "data"
             format!("{MINIMAL}\n[limits]\nmax_connections = 100\nmax_tracked_sources = 100\n");
         let err = Config::parse(&text).unwrap_err().to_string();
         assert!(err.contains("limits.max_tracked_sources"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_default_to_none_and_bad_ones_name_the_key() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(c.server.cors_origins.is_empty());
+        assert_eq!(c.server.pages, crate::edge::pages::PagesMode::Public);
+        let with =
+            |v: &str| MINIMAL.replace("[election]", &format!("cors_origins = {v}\n[election]"));
+        let c = Config::parse(&with(r#"["https://vote.example.org"]"#)).unwrap();
+        assert_eq!(
+            c.server.cors_origins[0].as_str(),
+            "https://vote.example.org"
+        );
+        for bad in [
+            r#"["https://vote.example.org/"]"#,
+            r#"["*"]"#,
+            r#""https://a.example""#,
+        ] {
+            let err = Config::parse(&with(bad)).unwrap_err().to_string();
+            assert!(err.contains("cors_origins"), "{bad}: {err}");
+        }
+        let many: Vec<String> = (0..65)
+            .map(|i| format!("\"https://{i}.example\""))
+            .collect();
+        let err = Config::parse(&with(&format!("[{}]", many.join(","))))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.cors_origins"), "{err}");
+    }
+
+    #[test]
+    fn pages_mode_parses_and_a_bad_one_names_the_key() {
+        let with = |v: &str| MINIMAL.replace("[election]", &format!("pages = {v}\n[election]"));
+        assert_eq!(
+            Config::parse(&with("\"demo\"")).unwrap().server.pages,
+            crate::edge::pages::PagesMode::Demo
+        );
+        let err = Config::parse(&with("\"all\"")).unwrap_err().to_string();
+        assert!(err.contains("pages"), "{err}");
     }
 
     #[test]

@@ -351,6 +351,11 @@ async fn setup_and_serve<B: Backend>(
     if conn.phase() == Some(Phase::Silent) {
         conn.set_phase(Phase::Hello);
     }
+    if super::plaintext::is_plain_http(first[0]) {
+        // http:// typed for this port: a 400 a browser can show, not a failed handshake.
+        reject("l2", "plain_http");
+        return super::plaintext::answer_plain_http(tcp).await;
+    }
     let started = Instant::now();
     let stream = match handshake(edge, tcp, conn, config).await {
         Ok(s) => s,

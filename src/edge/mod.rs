@@ -9,7 +9,10 @@
 //! - [`penalty`]   — sources that kept sending after 429s, refused at accept for a while.
 //! - [`proxy`]     — PROXY protocol v2 from trusted balancers.
 //! - [`tls`]       — L2's certificate: generation on first start, reload on SIGHUP.
+//! - [`plaintext`] — plain HTTP sent to the TLS port: a short 400 that says to use https.
 //! - [`router`]    — the HTTP front: routes and L4's checks before the body is read.
+//! - [`cors`]      — CORS for the election's web clients on other origins.
+//! - [`pages`]     — the voter's pages: status, receipt checker, demo voting client.
 //! - [`admission`] — L4: keyed rate limits per source and prefix, load shedding, penalties.
 //! - [`source`]    — source (/32, /64) and prefix (/24, /48) keys.
 //! - [`backend`]   — the one trait everything behind the edge implements.
@@ -20,11 +23,14 @@ pub mod accept;
 pub mod admission;
 pub mod backend;
 pub mod conns;
+pub mod cors;
 pub mod handshakes;
 pub mod listener;
 pub mod metrics;
 pub mod overload;
+pub mod pages;
 pub mod penalty;
+pub mod plaintext;
 pub mod proxy;
 pub mod reply;
 pub mod router;
@@ -118,6 +124,10 @@ impl<B: Backend> Server<B> {
             metrics::install(),
             config.server.metrics_allow.clone(),
             overload.clone(),
+        )
+        .with_web(
+            cors::Cors::new(&config.server.cors_origins),
+            config.server.pages,
         );
         Ok(Server {
             edge: Arc::new(Edge::new(&config.server, &config.limits, front, overload)),

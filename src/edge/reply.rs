@@ -19,6 +19,10 @@ pub mod code {
     pub const NOT_READY: &str = "not_ready";
     pub const MALFORMED: &str = "malformed";
     pub const INTERNAL: &str = "internal";
+    /// A CORS preflight from an origin not in `server.cors_origins`.
+    pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+    /// Plain HTTP sent to the TLS port (answered by `edge::plaintext`).
+    pub const HTTPS_REQUIRED: &str = "https_required";
 }
 
 /// How long a client or a CDN may keep an answer.
@@ -30,6 +34,9 @@ pub enum Cache {
     MaxAge(u32),
     /// `public, max-age=31536000, immutable`: full tiles and entry bundles never change.
     Immutable,
+    /// `no-cache`: the pages, kept by the browser but revalidated (ETag) on each use, so a
+    /// new binary's pages are never mixed with an old one's scripts.
+    Revalidate,
 }
 
 impl Cache {
@@ -40,6 +47,7 @@ impl Cache {
             Cache::MaxAge(s) => HeaderValue::from_str(&format!("public, max-age={s}"))
                 .unwrap_or(HeaderValue::from_static("no-store")),
             Cache::Immutable => HeaderValue::from_static("public, max-age=31536000, immutable"),
+            Cache::Revalidate => HeaderValue::from_static("no-cache"),
         }
     }
 

@@ -5,13 +5,19 @@
 //!
 //! Every answer the edge makes itself is the contract's JSON error; every refusal is counted
 //! in `urna_rejections_total{layer="l4", reason}`.
+//!
+//! Beside the API: CORS preflights on the API routes, answered here from the config alone
+//! (`cors`), and the voter's pages, static files from the binary (`pages`). Neither reaches
+//! the backend nor spends a rate-limit token: each costs what a 404 costs.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, IF_NONE_MATCH, RETRY_AFTER,
+};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 
@@ -37,8 +43,10 @@ use super::accept::AcceptGate;
 use super::admission::{Admission, Class, Refused};
 use super::backend::Backend;
 use super::conns::{ConnState, Ended, Phase};
+use super::cors::{Cors, CorsRequest};
 use super::metrics::{FrontMetrics, L4Reason};
 use super::overload::{Overload, Timeout};
+use super::pages::{PagesMode, Site};
 use super::penalty::Strike;
 use super::reply::{Cache, Reply};
 use super::source::in_any;
@@ -58,6 +66,8 @@ pub enum Route {
     Metrics,
     Healthz,
     Readyz,
+    /// `/`, `/vote`, `/verify`, `/assets/…`: the voter's pages (`pages`).
+    Page,
     NotFound,
 }
 
@@ -69,7 +79,9 @@ impl Route {
             "/metrics" => Route::Metrics,
             "/healthz" => Route::Healthz,
             "/readyz" => Route::Readyz,
+            "/" | "/vote" | "/verify" => Route::Page,
             p if p.starts_with("/v1/receipts/") => Route::Receipt,
+            p if p.starts_with("/assets/") => Route::Page,
             p if p.starts_with("/log/") => Route::Log,
             _ => Route::NotFound,
         }
@@ -84,6 +96,7 @@ impl Route {
             Route::Metrics => "metrics",
             Route::Healthz => "healthz",
             Route::Readyz => "readyz",
+            Route::Page => "pages",
             Route::NotFound => "not_found",
         }
     }
@@ -97,6 +110,24 @@ impl Route {
         match self {
             Route::Ballots => Method::POST,
             _ => Method::GET,
+        }
+    }
+
+    /// The API a web client on another origin may use (`server.cors_origins`): ballots and
+    /// the public reads. Not the operator's routes, not the pages.
+    fn cors(self) -> bool {
+        matches!(
+            self,
+            Route::Ballots | Route::Election | Route::Receipt | Route::Log
+        )
+    }
+
+    /// The methods a route takes, as `Allow` and `Access-Control-Allow-Methods` spell them.
+    fn methods(self) -> &'static str {
+        if self.method() == Method::POST {
+            "POST"
+        } else {
+            "GET, HEAD"
         }
     }
 }
@@ -120,6 +151,10 @@ pub struct Front<B> {
     /// Request bodies being read (`max_bodies_in_flight`): a body still arriving holds one
     /// of these, not an in-flight slot.
     pub bodies: Arc<Semaphore>,
+    /// Which other origins' pages may use the API from a browser (none by default).
+    pub cors: Cors,
+    /// The voter's pages (none by default; `urna serve` sets `server.pages`).
+    pub site: Site,
 }
 
 impl<B> Front<B> {
@@ -142,7 +177,16 @@ impl<B> Front<B> {
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             max_requests_per_connection: limits.max_requests_per_connection.get(),
             bodies: Arc::new(Semaphore::new(limits.max_bodies_in_flight.get())),
+            cors: Cors::default(),
+            site: Site::new(PagesMode::None),
         }
+    }
+
+    /// Serves the web side too: CORS for `cors`, and the pages of `pages`.
+    pub fn with_web(mut self, cors: Cors, pages: PagesMode) -> Front<B> {
+        self.cors = cors;
+        self.site = Site::new(pages);
+        self
     }
 }
 
@@ -200,7 +244,19 @@ where
     let start = Instant::now();
     let route = Route::of(req.uri().path());
     let head = req.method() == Method::HEAD;
-    let reply = dispatch(front, conn, req, route).await;
+    let cors = if route.cors() {
+        front.cors.classify(req.method(), req.headers())
+    } else {
+        CorsRequest::Plain
+    };
+    let asset = match route {
+        Route::Page => front.site.find(req.uri().path()),
+        _ => None,
+    };
+    let reply = match &cors {
+        CorsRequest::Preflight(origin) => preflight(front, origin.is_some()),
+        _ => dispatch(front, conn, req, route, asset).await,
+    };
     if reply.penalize {
         front.admission.penalize(conn.client);
     }
@@ -209,7 +265,35 @@ where
         reply.status.as_u16(),
         start.elapsed().as_secs_f64(),
     );
-    Ok(respond(reply, route, head))
+    let mut response = respond(reply, route, head);
+    if route.cors() {
+        front
+            .cors
+            .decorate(response.headers_mut(), cors, route.methods());
+    } else if route == Route::Page {
+        front.site.decorate(response.headers_mut(), asset);
+    }
+    Ok(response)
+}
+
+/// The answer to a CORS preflight: 204 and the allowed origin, method and header (added by
+/// `Cors::decorate`), or 403 when the origin is not in `server.cors_origins` (the browser
+/// then refuses to send the request; the code is for whoever debugs it with curl).
+fn preflight<B>(front: &Front<B>, allowed: bool) -> Reply {
+    if allowed {
+        Reply::with_type(StatusCode::NO_CONTENT, "text/plain", Bytes::new()).cache(Cache::NoStore)
+    } else {
+        front.counters.reject(L4Reason::CorsOrigin);
+        origin_not_allowed()
+    }
+}
+
+fn origin_not_allowed() -> Reply {
+    static_error!(
+        StatusCode::FORBIDDEN,
+        "origin_not_allowed",
+        "this origin may not use the API from a browser (server.cors_origins)"
+    )
 }
 
 /// Runs `work` (a backend call) under the request timeout. Only the parts of a request that
@@ -245,12 +329,7 @@ fn respond(reply: Reply, route: Route, head: bool) -> Response<Full<Bytes>> {
         headers.insert(RETRY_AFTER, HeaderValue::from(s));
     }
     if reply.status == StatusCode::METHOD_NOT_ALLOWED {
-        let allow = if route.method() == Method::POST {
-            "POST"
-        } else {
-            "GET, HEAD"
-        };
-        headers.insert(ALLOW, HeaderValue::from_static(allow));
+        headers.insert(ALLOW, HeaderValue::from_static(route.methods()));
     }
     if head {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
@@ -309,6 +388,7 @@ async fn dispatch<B: Backend, T: hyper::body::Body<Data = Bytes>>(
     conn: &ConnState,
     req: Request<T>,
     route: Route,
+    asset: Option<usize>,
 ) -> Reply
 where
     T::Error: std::error::Error + Send + Sync + 'static,
@@ -356,6 +436,13 @@ where
         }
         Route::Ballots => ballot(front, conn, req).await,
         Route::Election | Route::Receipt | Route::Log => read(front, conn, req, route).await,
+        Route::Page => match asset {
+            Some(i) => front.site.serve(i, req.headers().get(IF_NONE_MATCH)),
+            None => {
+                front.counters.reject(L4Reason::Path);
+                not_found()
+            }
+        },
         Route::NotFound => not_found(),
     }
 }
@@ -562,10 +649,12 @@ mod tests {
             code::OVERLOADED,
             code::NOT_READY,
             code::MALFORMED,
+            code::ORIGIN_NOT_ALLOWED,
         ];
         let replies = [
             not_found(),
             too_large(),
+            origin_not_allowed(),
             static_error!(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "x y; z"),
         ];
         for r in replies {
@@ -590,6 +679,7 @@ mod tests {
             Route::Metrics,
             Route::Healthz,
             Route::Readyz,
+            Route::Page,
             Route::NotFound,
         ] {
             assert_eq!(

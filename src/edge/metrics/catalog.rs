@@ -110,6 +110,8 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "handshake_error",
             "handshake_queue_full",
             "io_error",
+            // plain HTTP on the TLS port, answered 400 (edge::plaintext)
+            "plain_http",
         ],
     ),
     (
@@ -141,6 +143,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "body_error",
             "malformed_index",
             "metrics_forbidden",
+            "cors_origin",
         ],
     ),
     (

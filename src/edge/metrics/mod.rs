@@ -89,10 +89,11 @@ pub enum L4Reason {
     BodyError,
     MalformedIndex,
     MetricsForbidden,
+    CorsOrigin,
 }
 
 impl L4Reason {
-    pub const ALL: [L4Reason; 13] = [
+    pub const ALL: [L4Reason; 14] = [
         L4Reason::Path,
         L4Reason::Method,
         L4Reason::RateLimitedSource,
@@ -106,6 +107,7 @@ impl L4Reason {
         L4Reason::BodyError,
         L4Reason::MalformedIndex,
         L4Reason::MetricsForbidden,
+        L4Reason::CorsOrigin,
     ];
 
     pub fn label(self) -> &'static str {
@@ -123,12 +125,13 @@ impl L4Reason {
             L4Reason::BodyError => "body_error",
             L4Reason::MalformedIndex => "malformed_index",
             L4Reason::MetricsForbidden => "metrics_forbidden",
+            L4Reason::CorsOrigin => "cors_origin",
         }
     }
 }
 
 /// Routes known to the metrics (the router's `Route` as an index).
-pub const ROUTE_LABELS: [&str; 8] = [
+pub const ROUTE_LABELS: [&str; 9] = [
     "ballots",
     "election",
     "receipts",
@@ -136,6 +139,7 @@ pub const ROUTE_LABELS: [&str; 8] = [
     "metrics",
     "healthz",
     "readyz",
+    "pages",
     "not_found",
 ];
 
