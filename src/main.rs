@@ -333,7 +333,7 @@ fn audit(args: AuditArgs) -> u8 {
     })();
     let req = match prepared {
         Ok(r) => r,
-        Err(e) => return report(AUDIT_INCOMPLETE, format!("{e:#}")),
+        Err(e) => return report(AUDIT_INCOMPLETE, one_line(&e)),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
