@@ -394,7 +394,11 @@ async fn a_restart_under_other_election_rules_refuses_to_start_on_the_old_log() 
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!status.success(), "{err}");
-    assert!(err.contains("manifest does not match"), "{err}");
+    // The setting that differs, with both values.
+    assert!(
+        err.contains("election.revote: the log's manifest has last, this server has none"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
