@@ -76,12 +76,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::warn!("{note}");
         }
     }
-    let mut banner = Vec::new();
-    match urna::edge::raise_fd_limit() {
+    let fd_limit = match urna::edge::raise_fd_limit() {
         Ok(limit) => {
             // Room for the table plus the log's files, the listeners and the runtime.
             let needed = config.limits.max_connections.get() as u64 + 256;
-            banner.push(format!("open files:   up to {limit}"));
             if limit < needed {
                 tracing::warn!(
                     limit,
@@ -90,16 +88,20 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                      accept will fail with EMFILE first (raise LimitNOFILE / ulimit -Hn)"
                 );
             }
+            Some(limit)
         }
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            None
+        }
+    };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.server.worker_threads {
         rt.worker_threads(n.get());
     }
     rt.enable_all()
         .build()?
-        .block_on(start(config, report, source, banner))
+        .block_on(start(config, report, source, fd_limit))
 }
 
 /// Binds, then generates and opens, then serves (the module's start order, steps 2 and 3).
@@ -107,7 +109,7 @@ async fn start(
     config: Config,
     report: Preflight,
     source: String,
-    fd_line: Vec<String>,
+    fd_limit: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let listeners = urna::edge::Listeners::bind(&config).context("binding the listeners")?;
     let tls = urna::edge::prepare_tls(&config).context("preparing TLS")?;
@@ -172,7 +174,9 @@ async fn start(
              RUSTFLAGS (docs/OPERATIONS.md)"
         );
     }
-    lines.extend(fd_line);
+    if let Some(limit) = fd_limit {
+        lines.push(format!("open files:   up to {limit}"));
+    }
     lines.push(
         "tour:         README.md, \"A tour, with the server running\"; the voters' page is \
          the url below"
