@@ -18,7 +18,9 @@ use crate::ballot::RevotePolicy;
 /// The embedded default configuration: small, works on a fresh machine, storage in `./data`.
 pub const DEFAULT_TOML: &str = include_str!("../config/urna.toml");
 
-/// Why a configuration could not be used. Every variant names the file or the key at fault.
+/// Why a configuration could not be used. Every variant names the key at fault, and
+/// [`Config::load`] adds the file ([`ConfigError::InFile`]): an operator with several
+/// configs must see which one is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -33,6 +35,35 @@ pub enum ConfigError {
     /// The keys parsed but disagree with each other.
     #[error("invalid config: `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A [`ConfigError::Parse`] or [`ConfigError::Invalid`] in the file `file`. The inner
+    /// error is part of this message, not a separate cause, so it is printed once.
+    #[error("invalid config {file}: {}", .error.detail())]
+    InFile {
+        file: String,
+        error: Box<ConfigError>,
+    },
+}
+
+impl ConfigError {
+    /// The message without its "invalid config:" prefix.
+    fn detail(&self) -> String {
+        match self {
+            ConfigError::Parse(e) => e.to_string(),
+            ConfigError::Invalid { key, reason } => format!("`{key}`: {reason}"),
+            ConfigError::InFile { error, .. } => error.detail(),
+            ConfigError::Read { .. } => self.to_string(),
+        }
+    }
+
+    fn in_file(self, file: String) -> ConfigError {
+        match self {
+            ConfigError::Read { .. } | ConfigError::InFile { .. } => self,
+            error => ConfigError::InFile {
+                file,
+                error: Box::new(error),
+            },
+        }
+    }
 }
 
 /// The whole `urna.toml`.
@@ -543,16 +574,17 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads `path`, or the embedded default when `None`.
+    /// Reads `path`, or the embedded default when `None`. Errors name the file.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
-            None => Config::parse(DEFAULT_TOML),
+            None => Config::parse(DEFAULT_TOML)
+                .map_err(|e| e.in_file("(embedded default, config/urna.toml)".into())),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                Config::parse(&text)
+                Config::parse(&text).map_err(|e| e.in_file(path.display().to_string()))
             }
         }
     }
@@ -787,6 +819,29 @@ dir = "data"
         let text = MINIMAL.replace("[storage]", "[storage]\nfsync_never = true");
         let err = Config::parse(&text).unwrap_err().to_string();
         assert!(err.contains("fsync_never"), "{err}");
+    }
+
+    #[test]
+    fn errors_from_a_file_name_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("urna.toml");
+        std::fs::write(
+            &path,
+            MINIMAL.replace("[storage]", "[storage]\nfsync_never = 1"),
+        )
+        .unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("invalid config {}: ", path.display())),
+            "{err}"
+        );
+        assert!(err.contains("fsync_never"), "{err}");
+        assert_eq!(err.matches("invalid config").count(), 1, "{err}");
+        let bad = MINIMAL.replace("demo-2026", "Demo 2026");
+        std::fs::write(&path, bad).unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("`election.id`"), "{err}");
     }
 
     #[test]

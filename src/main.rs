@@ -5,10 +5,14 @@ use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
+use std::process::ExitCode;
+
 use anyhow::{bail, Context};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use urna::audit::receipt::verify_receipt;
 use urna::log::{Log, LogConfig, LogKey, Opaque, Receipt};
+
+mod cli;
 
 #[derive(Parser)]
 #[command(
@@ -17,18 +21,16 @@ use urna::log::{Log, LogConfig, LogKey, Opaque, Receipt};
     about = "Vote-submission endpoint with a Merkle-logged ballot store"
 )]
 struct Cli {
+    /// None: bare `urna`, which prints the help (see `main`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the ballot endpoint: TLS, the L1–L4 edge, the ballot layer and the log.
-    Serve {
-        /// The configuration file; without it, the embedded default (config/urna.toml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    /// `--check` checks everything it needs and exits.
+    Serve(cli::serve::ServeArgs),
     /// Voter roll tools.
     Roll {
         #[command(subcommand)]
@@ -113,170 +115,52 @@ enum AlgArg {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve { config } => serve(config),
-        Command::Roll { command } => roll(command),
-        Command::Keygen { name, out } => keygen(&name, &out),
-        Command::VerifyReceipt { key, receipt } => verify(&key, &receipt),
-        Command::Audit(args) => std::process::exit(audit(args)),
+    let Some(command) = cli.command else {
+        // Bare `urna` asked for nothing and nothing failed: the help on stdout, exit 0 (as
+        // `cargo` does). A wrong argument is a usage error: exit 2, from clap.
+        let _ = Cli::command().print_help();
+        println!();
+        return ExitCode::SUCCESS;
+    };
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    let result = match command {
+        Command::Serve(args) => cli::serve::serve(args),
+        Command::Roll { command } => done(roll(command)),
+        Command::Keygen { name, out } => done(keygen(&name, &out)),
+        Command::VerifyReceipt { key, receipt } => done(verify(&key, &receipt)),
+        Command::Audit(args) => Ok(ExitCode::from(audit(args))),
         Command::LogWriter {
             dir,
             key,
             count,
             concurrency,
             entry_bytes,
-        } => log_writer(dir, &key, count, concurrency, entry_bytes),
-    }
-}
-
-fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = urna::config::Config::load(config_path.as_deref())?;
-    urna::edge::telemetry::init_tracing(config.server.log_format);
-    let tls = urna::edge::prepare_tls(&config).context("preparing TLS")?;
-    let opened = urna::service::open(&config).context("opening the election")?;
-    let source = config_path.map_or("embedded default".to_owned(), |p| p.display().to_string());
-    let generated = |yes: bool| if yes { " (generated now)" } else { "" };
-    println!("config:       {source}");
-    println!(
-        "certificate:  {}{}",
-        tls.cert.display(),
-        generated(tls.generated)
-    );
-    println!("tls key:      {}", tls.key.display());
-    println!("storage:      {}", config.storage.dir.display());
-    println!(
-        "roll:         {} ({} voters){}",
-        opened.roll.display(),
-        opened.voters,
-        generated(opened.demo_keys.is_some())
-    );
-    let keys = opened.roll.with_file_name("voters.jsonl");
-    if keys.exists() {
-        println!("demo voters:  {} (secret keys: demo only)", keys.display());
-    }
-    println!(
-        "log:          {} ({} entries)",
-        opened.log_dir.display(),
-        opened.log_size
-    );
-    println!("log key:      {}", opened.log_key.display());
-    println!("verifier key: {}", opened.verifier_key);
-    let backend = urna::ballot::Ed25519Backend::detect();
-    println!("signatures:   ed25519 on the {} backend", backend.label());
-    if urna::ballot::Ed25519Backend::ifma_left_out() {
-        // RUSTFLAGS replaces .cargo/config.toml's flags instead of adding to them.
-        tracing::warn!(
-            "this CPU has AVX-512 IFMA, which this build left out (~20% of the signature \
-             pool's throughput): rebuild with --cfg curve25519_dalek_backend=\"avx512\" in \
-             RUSTFLAGS (docs/OPERATIONS.md)"
-        );
-    }
-    match urna::edge::raise_fd_limit() {
-        Ok(limit) => {
-            // Room for the table plus the log's files, the listeners and the runtime.
-            let needed = config.limits.max_connections.get() as u64 + 256;
-            println!("open files:   up to {limit}");
-            if limit < needed {
-                tracing::warn!(
-                    limit,
-                    needed,
-                    "the open-file limit is below limits.max_connections plus a margin: \
-                     accept will fail with EMFILE first (raise LimitNOFILE / ulimit -Hn)"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
-    }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = config.server.worker_threads {
-        rt.worker_threads(n.get());
-    }
-    rt.enable_all()
-        .build()?
-        .block_on(run_server(config, opened))
-}
-
-async fn run_server(
-    config: urna::config::Config,
-    opened: urna::service::Opened,
-) -> anyhow::Result<()> {
-    let service = opened.service;
-    let writer = opened.writer;
-    let mut writer_done = tokio::task::spawn_blocking(move || writer.join());
-    if let Some(closes_at) = config.election.closes_at {
-        let grace = std::time::Duration::from_millis(config.limits.request_timeout_ms);
-        let final_path = config.storage.dir.join("final-checkpoint");
-        tokio::spawn(close_at(closes_at, grace, service.clone(), final_path));
-    }
-    // Bind before saying where we listen: the printed URL is the bound address (its real
-    // port with `listen = "...:0"`), and a port in use fails before any URL is printed.
-    let server = urna::edge::Server::bind(&config, service.clone())
-        .await
-        .context("binding the listeners")?;
-    let addr = server.local_addr().context("reading the bound address")?;
-    println!("url:          https://{addr}/");
-    if let Some(plain) = server.plain_addr() {
-        println!("plain http:   http://{plain}/");
-    }
-    tracing::info!(listen = %addr, plain = ?server.plain_addr(), "serving");
-    // Set once SIGTERM arrives: from then on the writer thread ends by design.
-    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let signal = {
-        let stopping = stopping.clone();
-        async move {
-            urna::edge::shutdown_signal().await;
-            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
+        } => done(log_writer(dir, &key, count, concurrency, entry_bytes)),
     };
-    let serving = server.run(signal);
-    tokio::pin!(serving);
-    tokio::select! {
-        biased;
-        r = &mut serving => r.context("serving"),
-        ended = &mut writer_done => {
-            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
-                // Graceful shutdown drained the log: let the server finish its shutdown.
-                return serving.await.context("serving");
-            }
-            // The writer stopped while serving: a failed write or fsync poisoned the store,
-            // or the thread died. No retry on the same files: exit, and let the next start
-            // recover from what is durable (docs/ARCHITECTURE.md, "The durability contract").
-            let why = match ended {
-                Ok(Ok(())) if service.log().is_poisoned() => "a write or fsync failed",
-                Ok(Ok(())) => "it stopped",
-                _ => "it panicked",
-            };
-            tracing::error!("the log writer ended while serving ({why}); exiting to recover from disk");
-            std::process::exit(70);
-        }
-    }
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {}", one_line(&e));
+        ExitCode::FAILURE
+    })
 }
 
-/// At `closes_at` the ballot layer refuses every later ballot by itself (the window is
-/// judged on each ballot's receive time). Once the ballots received before it have had
-/// `grace` to be sequenced, the checkpoint then current is the election's final one: it is
-/// written to `path` and logged, for observers to pin.
-async fn close_at(
-    closes_at: time::OffsetDateTime,
-    grace: std::time::Duration,
-    service: std::sync::Arc<urna::service::Service>,
-    path: PathBuf,
-) {
-    let wait = closes_at - time::OffsetDateTime::now_utc();
-    let wait = std::time::Duration::try_from(wait).unwrap_or_default() + grace;
-    tokio::time::sleep(wait).await;
-    let cp = service.log().checkpoint();
-    let note = String::from_utf8_lossy(&cp.note).into_owned();
-    match std::fs::write(&path, &cp.note) {
-        Ok(()) => {
-            tracing::info!(size = cp.size, path = %path.display(), checkpoint = %note, "election closed: final checkpoint")
+/// An error and its causes on one line, each said once. Many messages already include their
+/// cause (thiserror's `"...: {0}"`); anyhow's own report would print it again under
+/// "Caused by:", and with RUST_BACKTRACE=1 a stack trace a user's mistake does not need.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
         }
-        Err(e) => {
-            tracing::error!(error = %e, checkpoint = %note, "election closed; writing the final checkpoint failed")
+        if !out.is_empty() {
+            out.push_str(": ");
         }
+        out.push_str(&text);
     }
+    out
 }
 
 fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
@@ -379,14 +263,14 @@ impl AuditArgs {
 }
 
 /// Exit code of `urna audit` when the log failed a check.
-const AUDIT_FAILED: i32 = 1;
+const AUDIT_FAILED: u8 = 1;
 /// Exit code when the audit could not complete (bad input files, unreachable source).
-const AUDIT_INCOMPLETE: i32 = 3;
+const AUDIT_INCOMPLETE: u8 = 3;
 
 /// Runs `urna audit` and returns its exit code.
-fn audit(args: AuditArgs) -> i32 {
+fn audit(args: AuditArgs) -> u8 {
     let json = args.json;
-    let report = |code: i32, msg: String| {
+    let report = |code: u8, msg: String| {
         if json {
             let v =
                 serde_json::json!({"ok": false, "log_fault": code == AUDIT_FAILED, "error": msg});
@@ -449,7 +333,7 @@ fn audit(args: AuditArgs) -> i32 {
     })();
     let req = match prepared {
         Ok(r) => r,
-        Err(e) => return report(AUDIT_INCOMPLETE, format!("{e:#}")),
+        Err(e) => return report(AUDIT_INCOMPLETE, one_line(&e)),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -550,8 +434,10 @@ fn roll(command: RollCommand) -> anyhow::Result<()> {
             let mut r = BufWriter::new(
                 File::create(&roll).with_context(|| format!("creating {}", roll.display()))?,
             );
+            // Secret keys: readable by their owner only.
             let mut k = BufWriter::new(
-                File::create(&keys).with_context(|| format!("creating {}", keys.display()))?,
+                urna::service::setup::create_secret_file(&keys)
+                    .with_context(|| format!("creating {}", keys.display()))?,
             );
             write_electorate(count, mix, &mut r, &mut k)?;
             eprintln!(

@@ -103,3 +103,83 @@ fn keygen_then_receipts_verify_and_tampered_ones_do_not() {
     let other_vkey = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(!verify(&other_vkey, r).0);
 }
+
+#[test]
+fn bare_urna_prints_the_help_on_stdout_and_exits_0() {
+    let out = urna().output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Usage: urna"), "{stdout}");
+    assert!(stdout.contains("serve"), "{stdout}");
+    assert!(out.stderr.is_empty());
+    // A wrong argument is still a usage error.
+    let out = urna().arg("serv").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs `urna args` with RUST_BACKTRACE=1 and returns its stderr, which must be one
+/// `error:` report: no "Caused by:" block, no backtrace, no part said twice.
+fn one_error(args: &[&std::ffi::OsStr]) -> String {
+    let out = urna()
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.starts_with("error: "), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    for noise in ["Caused by", "backtrace", "Error:", "\x1b["] {
+        assert!(!err.contains(noise), "{noise:?} in {err}");
+    }
+    let first = err.lines().next().unwrap();
+    let parts: Vec<&str> = first.split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "{p:?} said twice: {first}");
+    }
+    err
+}
+
+#[test]
+fn errors_are_said_once_without_a_backtrace() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A config typo: the file and the key, in a few lines.
+    let config = tmp.path().join("urna.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_plainn = 1\n[election]\nid = \"x\"\nroll = \"r\"\n[storage]\ndir = \"d\"\n",
+    )
+    .unwrap();
+    let err = one_error(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    assert!(
+        err.starts_with(&format!("error: invalid config {}: ", config.display())),
+        "{err}"
+    );
+    assert!(err.contains("listen_plainn"), "{err}");
+    assert!(err.lines().count() <= 6, "{err}");
+    // A missing config file.
+    let missing = tmp.path().join("nope.toml");
+    let err = one_error(&["serve".as_ref(), "--config".as_ref(), missing.as_os_str()]);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    // Errors with causes (thiserror messages that include their source).
+    let roll = tmp.path().join("roll.txt");
+    std::fs::write(&roll, "ed25519 not-a-key\n").unwrap();
+    let err = one_error(&[
+        "roll".as_ref(),
+        "check".as_ref(),
+        "--roll".as_ref(),
+        roll.as_os_str(),
+    ]);
+    assert!(err.contains(&roll.display().to_string()), "{err}");
+    let key = tmp.path().join("log.key");
+    std::fs::write(&key, "x").unwrap();
+    let err = one_error(&[
+        "keygen".as_ref(),
+        "--name".as_ref(),
+        "urna.test/cli".as_ref(),
+        "--out".as_ref(),
+        key.as_os_str(),
+    ]);
+    assert!(err.contains("it must not exist"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

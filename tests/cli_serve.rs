@@ -95,6 +95,13 @@ fn first_start_generates_cert_log_key_and_demo_electorate_and_says_where_they_ar
     printed(d.join("data/tls/cert.pem"));
     printed(d.join("data/tls/key.pem"));
     printed(d.join("data/log.key"));
+    printed(d.join("data/log.vkey"));
+    // The banner points at the tour and at the voters' page, the url, printed last.
+    assert!(
+        stdout.contains("tour:         README.md, \"A tour, with the server running\""),
+        "{stdout}"
+    );
+    assert!(lines.last().unwrap().starts_with("url:"), "{stdout}");
     printed(d.join("electorate/roll.txt"));
     printed(d.join("electorate/voters.jsonl"));
     assert!(stdout.contains("(6 voters) (generated now)"), "{stdout}");
@@ -124,4 +131,79 @@ fn first_start_generates_cert_log_key_and_demo_electorate_and_says_where_they_ar
     let backend = urna::ballot::Ed25519Backend::detect().label();
     let line = format!("signatures:   ed25519 on the {backend} backend");
     assert!(stdout.lines().any(|l| l == line), "{stdout}");
+}
+
+/// Starts `urna serve` on `config` with stderr to a file, waits for its url line, stops it,
+/// and returns what it logged.
+fn logged(config: &std::path::Path, dir: &std::path::Path) -> String {
+    let err_path = dir.join("stderr.log");
+    let mut child = urna()
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.starts_with("url:") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let started = rx.recv_timeout(Duration::from_secs(20)).is_ok();
+    // The "serving" line follows the url: wait for it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while started && Instant::now() < deadline {
+        let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+        if text.contains("serving") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&err_path).unwrap();
+    assert!(started, "no url: {text}");
+    text
+}
+
+#[test]
+fn log_lines_written_to_a_file_carry_no_colour_and_json_fields_are_plain_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nlisten_plain = \"127.0.0.1:0\"\n{{format}}\n\
+         [election]\nid = \"demo-2026\"\nroll = \"{d}/roll.txt\"\ndemo_voters = 2\n\
+         [storage]\ndir = \"{d}/data\"\n",
+        d = d.display()
+    );
+    let config = d.join("urna.toml");
+    std::fs::write(&config, text.replace("{format}", "")).unwrap();
+    let human = logged(&config, d);
+    assert!(human.contains("serving"), "{human}");
+    assert!(
+        !human.contains('\x1b'),
+        "colour escapes in a file: {human:?}"
+    );
+    assert!(!human.contains("Some("), "{human}");
+
+    std::fs::write(&config, text.replace("{format}", "log_format = \"json\"")).unwrap();
+    let json = logged(&config, d);
+    let serving = json
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .find(|v| v["fields"]["message"] == "serving")
+        .unwrap_or_else(|| panic!("no serving line: {json}"));
+    for field in ["listen", "plain"] {
+        let value = serving["fields"][field].as_str().unwrap_or_default();
+        assert!(
+            value.parse::<std::net::SocketAddr>().is_ok(),
+            "{field} is not a plain address: {serving}"
+        );
+    }
 }

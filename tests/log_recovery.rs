@@ -201,3 +201,39 @@ fn changing_a_signed_entry_is_an_alarm_and_a_foreign_checkpoint_too() {
     // The refused open left the files as it found them.
     assert_eq!(d.file(&segment_name(0)).unwrap(), seg);
 }
+
+#[test]
+fn inspect_checks_what_recovery_checks_and_changes_nothing() {
+    use urna::log::{first_entry, inspect, Inspection};
+    let (disk, key, starts) = prepared(2);
+    let seg = disk.file(&segment_name(0)).unwrap();
+    // A torn tail: the last record cut after 3 bytes. Reported, not cut.
+    let cut = starts[22] + 3;
+    let d = copy_with_segment(&disk, seg[..cut].to_vec());
+    let mut gate = Counting::default();
+    let found = inspect(&d, &key, &mut gate).unwrap();
+    let expected = Inspection {
+        size: 22,
+        checkpoint_size: Some(21),
+        torn_bytes: 3,
+    };
+    assert_eq!(found, expected);
+    assert_eq!(gate.replayed, (0..22).collect::<Vec<_>>());
+    assert_eq!(
+        d.file(&segment_name(0)).unwrap(),
+        seg[..cut],
+        "left as found"
+    );
+    // Signed entries lost, or a checkpoint signed by another key: the alarms of recovery.
+    let d = copy_with_segment(&disk, seg[..starts[19]].to_vec());
+    let lost = inspect(&d, &key, &mut Counting::default());
+    assert!(matches!(lost, Err(LogError::Alarm(_))), "{lost:?}");
+    let other = inspect(&disk, &common::key(ORIGIN), &mut Counting::default());
+    assert!(matches!(other, Err(LogError::Alarm(_))), "{other:?}");
+    // Entry 0 alone, for the manifest check; none in an empty log.
+    assert_eq!(
+        first_entry(&disk).unwrap().as_deref(),
+        Some(&b"genesis"[..])
+    );
+    assert_eq!(first_entry(&SimStorage::new()).unwrap(), None);
+}

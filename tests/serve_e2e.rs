@@ -312,8 +312,16 @@ async fn revote_none_refuses_a_second_ballot_but_answers_an_identical_resend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ballots_outside_the_window_are_refused() {
-    let (_d1, early, v1) = start(2, "opens_at = \"2999-01-01T00:00:00Z\"", &[]).await;
-    let (_d2, late, v2) = start(2, "closes_at = \"2001-01-01T00:00:00Z\"", &[]).await;
+    use time::format_description::well_known::Rfc3339;
+    // Opens in 30 days (an election further ahead than a year is refused as a typo).
+    let opens = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let opens = format!("opens_at = \"{}\"", opens.format(&Rfc3339).unwrap());
+    let (_d1, early, v1) = start(2, &opens, &[]).await;
+    // Closed long ago: the server starts only when told to serve a closed election.
+    let d2 = tempfile::tempdir().unwrap();
+    let config = e2e::write_config(d2.path(), 2, "closes_at = \"2001-01-01T00:00:00Z\"", &[]);
+    let late = Server::start_with(&config, &["--allow-closed-window"]).await;
+    let v2 = e2e::voters(d2.path());
     let a = early
         .h1()
         .await

@@ -295,9 +295,19 @@ async fn at_closes_at_later_ballots_are_refused_and_a_final_checkpoint_covers_th
     drop(h);
     server.terminate();
 
-    // After the close, the log still opens (replay does not judge old ballots against the
-    // clock), keeps the final tree, and still refuses ballots.
-    let server = Server::start(&config).await;
+    // After the close, the server refuses to start unless told to serve a closed election
+    // (a past closes_at is most often a mistyped date)...
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_urna"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--allow-closed-window"), "{err}");
+    // ...and then the log still opens (replay does not judge old ballots against the clock),
+    // keeps the final tree, and still refuses ballots.
+    let server = Server::start_with(&config, &["--allow-closed-window"]).await;
     let cp = assert_log_extends(&server, &[early], &[fin]).await;
     assert_eq!(cp.size, 2);
     let a = server
@@ -384,7 +394,11 @@ async fn a_restart_under_other_election_rules_refuses_to_start_on_the_old_log() 
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert!(!status.success(), "{err}");
-    assert!(err.contains("manifest does not match"), "{err}");
+    // The setting that differs, with both values.
+    assert!(
+        err.contains("election.revote: the log's manifest has last, this server has none"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

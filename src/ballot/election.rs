@@ -97,6 +97,39 @@ impl Election {
         self.closes_at_ms
     }
 
+    /// Every setting on which `self` (what a log's manifest holds) and `configured` (what
+    /// this server was given) disagree, each with both values: an operator who changed one
+    /// date must be told which, not that "the settings differ".
+    pub fn differences(&self, configured: &Election) -> Vec<Difference> {
+        let mut out = Vec::new();
+        let mut differ = |field, logged: String, configured: String| {
+            if logged != configured {
+                out.push(Difference {
+                    field,
+                    logged,
+                    configured,
+                });
+            }
+        };
+        differ("election.id", self.id.clone(), configured.id.clone());
+        differ(
+            "election.revote",
+            self.revote.as_str().to_owned(),
+            configured.revote.as_str().to_owned(),
+        );
+        differ(
+            "election.opens_at",
+            rfc3339_ms(self.opens_at_ms),
+            rfc3339_ms(configured.opens_at_ms),
+        );
+        differ(
+            "election.closes_at",
+            rfc3339_ms(self.closes_at_ms),
+            rfc3339_ms(configured.closes_at_ms),
+        );
+        out
+    }
+
     /// Is a ballot received at `now_ms` inside the window?
     pub fn check_window(&self, now_ms: u64) -> Result<(), BallotError> {
         if let Some(o) = self.opens_at_ms {
@@ -111,6 +144,41 @@ impl Election {
         }
         Ok(())
     }
+}
+
+/// One setting on which a log's manifest (entry 0) and this server's configuration differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The configuration key (or what stands for it: the roll's SHA-256, the log key).
+    pub field: &'static str,
+    /// Its value in the log's manifest.
+    pub logged: String,
+    /// Its value here.
+    pub configured: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the log's manifest has {}, this server has {}",
+            self.field, self.logged, self.configured
+        )
+    }
+}
+
+/// A window bound as RFC 3339 (UTC), or "unset".
+pub fn rfc3339_ms(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return "unset".to_owned();
+    };
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{ms} ms after the Unix epoch"))
 }
 
 #[cfg(test)]
@@ -132,6 +200,26 @@ mod tests {
             "id = \"x\"\nrevote = \"none\"\nopens_at_ms = 5\ncloses_at_ms = 5\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn differences_name_each_field_with_both_values() {
+        let logged = Election::new("e", RevotePolicy::Last, None, Some(1_772_391_600_000)).unwrap();
+        let configured =
+            Election::new("e", RevotePolicy::None, None, Some(1_803_927_600_000)).unwrap();
+        let d: Vec<String> = logged
+            .differences(&configured)
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            d,
+            [
+                "election.revote: the log's manifest has last, this server has none",
+                "election.closes_at: the log's manifest has 2026-03-01T19:00:00Z, this server has 2027-03-01T19:00:00Z",
+            ]
+        );
+        assert!(logged.differences(&logged).is_empty());
     }
 
     #[test]

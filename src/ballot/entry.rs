@@ -7,7 +7,7 @@
 //! language; every integer is big-endian, every variable field is length-prefixed, the
 //! first byte says what the entry is, and nothing may follow the last field.
 
-use super::election::{Election, RevotePolicy};
+use super::election::{Difference, Election, RevotePolicy};
 use super::error::BallotError;
 use super::verify::{verify_signature, VerifiedBallot};
 use super::wire::{
@@ -216,6 +216,27 @@ impl Manifest {
         Ok(out)
     }
 
+    /// Every field on which this manifest (a log's entry 0) and `configured` (the one this
+    /// server would write) disagree, each with both values.
+    pub fn differences(&self, configured: &Manifest) -> Vec<Difference> {
+        let mut out = self.election.differences(&configured.election);
+        if self.roll_sha256 != configured.roll_sha256 {
+            out.push(Difference {
+                field: "election.roll (its SHA-256)",
+                logged: hex(&self.roll_sha256),
+                configured: hex(&configured.roll_sha256),
+            });
+        }
+        if self.log_verifier_key != configured.log_verifier_key {
+            out.push(Difference {
+                field: "log key (its verifier key)",
+                logged: self.log_verifier_key.clone(),
+                configured: configured.log_verifier_key.clone(),
+            });
+        }
+        out
+    }
+
     /// Decode entry 0; refuses a ballot entry.
     pub fn decode(bytes: &[u8]) -> Result<Manifest, EntryError> {
         match decode_entry(bytes)? {
@@ -223,6 +244,11 @@ impl Manifest {
             Entry::Ballot(_) => Err(EntryError::UnknownTag(TAG_BALLOT)),
         }
     }
+}
+
+/// Lowercase hex, as `urna roll check` prints a roll's SHA-256.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode_manifest_body(r: &mut Reader<'_>) -> Result<Manifest, EntryError> {

@@ -26,7 +26,7 @@ pub mod state;
 pub mod verify;
 pub mod wire;
 
-pub use election::{Election, RevotePolicy};
+pub use election::{Difference, Election, RevotePolicy};
 pub use entry::{decode_entry, encode_entry, Entry, EntryError, LoggedBallot, Manifest};
 pub use error::BallotError;
 pub use keys::{AlgMix, VoterKeyRecord, VoterSecret};

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use super::election::{Election, RevotePolicy};
-use super::entry::{decode_entry, encode_entry, Entry, EntryError};
+use super::entry::{decode_entry, encode_entry, Entry, EntryError, Manifest};
 use super::error::BallotError;
 use super::roll::{Roll, VoterId};
 use super::verify::VerifiedBallot;
@@ -84,10 +84,17 @@ pub enum ReplayError {
     NoManifest,
     #[error("entry {0} is a manifest; only entry 0 may be")]
     ExtraManifest(u64),
-    #[error("the log's manifest does not match this server: {0}")]
-    ManifestMismatch(&'static str),
+    /// Entry 0 pins the election's settings and roll for the life of the log; each
+    /// difference names the setting and both values.
+    #[error("the log's manifest does not match this server: {}", join(.0))]
+    ManifestMismatch(Vec<super::election::Difference>),
     #[error("entry {index}: {reason}")]
     Rule { index: u64, reason: String },
+}
+
+fn join(differences: &[super::election::Difference]) -> String {
+    let all: Vec<String> = differences.iter().map(|d| d.to_string()).collect();
+    all.join("; ")
 }
 
 /// Every voter's state, dense by [`VoterId`].
@@ -209,13 +216,19 @@ impl VoterStates {
     pub fn replay(&mut self, index: u64, decoded: &Entry) -> Result<(), ReplayError> {
         match (index, decoded) {
             (0, Entry::Manifest(m)) => {
-                if m.election != self.election {
-                    return Err(ReplayError::ManifestMismatch("election settings differ"));
+                // The log key is not the ballot layer's to know: the log checks its
+                // checkpoints against it, and the service compares the whole manifest.
+                let configured = Manifest {
+                    election: self.election.clone(),
+                    roll_sha256: self.roll.sha256(),
+                    log_verifier_key: m.log_verifier_key.clone(),
+                };
+                let differences = m.differences(&configured);
+                if differences.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ReplayError::ManifestMismatch(differences))
                 }
-                if m.roll_sha256 != self.roll.sha256() {
-                    return Err(ReplayError::ManifestMismatch("roll SHA-256 differs"));
-                }
-                Ok(())
             }
             (0, Entry::Ballot(_)) => Err(ReplayError::NoManifest),
             (i, Entry::Manifest(_)) => Err(ReplayError::ExtraManifest(i)),
@@ -304,7 +317,6 @@ impl VoterStates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ballot::entry::Manifest;
     use crate::ballot::keys::VoterSecret;
     use crate::ballot::verify::verify;
     use crate::ballot::wire::{parse_submission, Limits};
@@ -477,10 +489,12 @@ mod tests {
 
         // A log for another roll, or with a ballot replayed out of order, is refused.
         let mut other = VoterStates::new(fixture(2).roll, e.clone());
-        assert!(matches!(
-            other.replay_entry(0, &log[0]),
-            Err(ReplayError::ManifestMismatch(_))
-        ));
+        let err = other.replay_entry(0, &log[0]).unwrap_err();
+        assert!(matches!(err, ReplayError::ManifestMismatch(_)), "{err}");
+        assert!(
+            err.to_string().contains("election.roll (its SHA-256)"),
+            "{err}"
+        );
         let mut dup = VoterStates::new(f.roll.clone(), e);
         dup.replay_entry(0, &log[0]).unwrap();
         dup.replay_entry(1, &log[1]).unwrap();

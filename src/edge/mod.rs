@@ -101,22 +101,65 @@ pub struct Server<B> {
     overload_tick: Duration,
 }
 
-impl<B: Backend> Server<B> {
-    /// Prepares TLS (generating the certificate if needed) and binds the listeners.
-    pub async fn bind(config: &Config, backend: Arc<B>) -> Result<Server<B>, ServeError> {
-        let setup = prepare_tls(config)?;
-        let certs = CertStore::load(&setup.cert, &setup.key)?;
-        let tls_config = certs.server_config(config.limits.tls_session_tickets)?;
+/// The bound, listening sockets and nothing else. `urna serve` binds them before it
+/// generates any state (certificate, demo electorate, log key, log): a second server
+/// started on a port in use fails at once, without leaving a half-made election behind.
+/// They listen from the start: a socket bound with `SO_REUSEADDR` but not listening does
+/// not hold its port against a second one. A client that connects while a long recovery
+/// runs waits in the kernel's backlog until the server accepts.
+pub struct Listeners {
+    tls: TcpListener,
+    plain: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `server.listen` and `server.listen_plain`. Needs a tokio runtime.
+    pub fn bind(config: &Config) -> Result<Listeners, ServeError> {
         let backlog = config.limits.listen_backlog.get();
         let defer = config.limits.defer_accept_ms;
         let bind = |addr: SocketAddr| {
             listener::bind(addr, backlog, defer).map_err(|source| ServeError::Bind { addr, source })
         };
-        let tls_listener = bind(config.server.listen)?;
-        let plain_listener = match config.server.listen_plain {
+        let tls = bind(config.server.listen)?;
+        let plain = match config.server.listen_plain {
             Some(addr) => Some(bind(addr)?),
             None => None,
         };
+        Ok(Listeners { tls, plain })
+    }
+
+    /// The TLS listener's address (its real port with `listen = "...:0"`).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tls.local_addr()
+    }
+
+    /// The plain-HTTP listener's address, if configured.
+    pub fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+impl<B: Backend> Server<B> {
+    /// Binds the listeners, then prepares TLS (generating the certificate if needed).
+    pub async fn bind(config: &Config, backend: Arc<B>) -> Result<Server<B>, ServeError> {
+        let listeners = Listeners::bind(config)?;
+        Server::on(config, listeners, backend)
+    }
+
+    /// A server on listeners already bound: prepares TLS (generating the certificate if
+    /// needed) and the edge.
+    pub fn on(
+        config: &Config,
+        listeners: Listeners,
+        backend: Arc<B>,
+    ) -> Result<Server<B>, ServeError> {
+        let setup = prepare_tls(config)?;
+        let certs = CertStore::load(&setup.cert, &setup.key)?;
+        let tls_config = certs.server_config(config.limits.tls_session_tickets)?;
+        let Listeners {
+            tls: tls_listener,
+            plain: plain_listener,
+        } = listeners;
         let overload = Arc::new(Overload::new(&config.limits));
         let front = Front::new(
             backend,
@@ -244,11 +287,16 @@ pub async fn serve<B: Backend>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let server = Server::bind(config, backend).await?;
-    tracing::info!(
-        listen = %server.local_addr().map_err(|source| ServeError::Bind { addr: config.server.listen, source })?,
-        plain = ?server.plain_addr(),
-        "serving"
-    );
+    let listen = server.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.server.listen,
+        source,
+    })?;
+    // Plain values only: a JSON log line carries `"plain":"127.0.0.1:8680"`, never Rust's
+    // `Some(..)`.
+    match server.plain_addr() {
+        Some(plain) => tracing::info!(listen = %listen, plain = %plain, "serving"),
+        None => tracing::info!(listen = %listen, "serving"),
+    }
     server.run(shutdown).await
 }
 

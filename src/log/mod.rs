@@ -9,6 +9,7 @@
 //! - [`note`]      — signed checkpoints and tlog-proof text. Spec code.
 //! - [`slots`]     — the two-slot checkpoint file. Spec code.
 //! - [`key`]       — the log's Ed25519 key (signed-note format).
+//! - [`recovery`]  — what is on disk, checked before anything changes; [`inspect`] read-only.
 //! - [`store`]     — segments, recovery, the commit step (durability order), the read side.
 //! - [`gate`]      — the single writer's final say (the ballot layer's duplicate check).
 //! - [`sequencer`] — the writer thread, group commit, and [`LogHandle`].
@@ -21,6 +22,7 @@ pub mod key;
 pub mod note;
 pub mod receipt;
 pub mod record;
+pub mod recovery;
 pub mod sequencer;
 pub mod sim;
 pub mod slots;
@@ -34,6 +36,7 @@ pub use gate::{Admission, Gate, Opaque};
 pub use key::{KeyError, LogKey};
 pub use note::SignedCheckpoint;
 pub use receipt::Receipt;
+pub use recovery::{first_entry, inspect, Inspection};
 pub use sequencer::{Log, LogHandle, Logged, SubmitError};
 pub use storage::{FsStorage, SegmentFile, SlotFile, Storage};
 pub use store::{LogError, ReadError};

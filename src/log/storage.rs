@@ -53,8 +53,8 @@ pub struct FsStorage {
     readers: Mutex<HashMap<String, Arc<File>>>,
     /// An exclusive lock on `dir/LOCK`, held for as long as the storage lives. Two writers on
     /// one directory would append to the same segment and sign checkpoints of different
-    /// trees: the second server must refuse to start instead.
-    _lock: File,
+    /// trees: the second server must refuse to start instead. `None` when read-only.
+    _lock: Option<File>,
 }
 
 impl FsStorage {
@@ -78,8 +78,49 @@ impl FsStorage {
         Ok(Self {
             dir,
             readers: Mutex::new(HashMap::new()),
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// Opens an existing directory to read only: nothing is created and no lock is taken,
+    /// so it can look at a log while its server runs. Every write fails with
+    /// `PermissionDenied`.
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        if !std::fs::metadata(&dir)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(Self {
+            dir,
+            readers: Mutex::new(HashMap::new()),
+            _lock: None,
+        })
+    }
+
+    /// Whether a log writer (a running server) holds `dir`'s lock now. Reads only: a
+    /// shared lock, tried and released at once on a descriptor opened read-only.
+    pub fn in_use(dir: &std::path::Path) -> bool {
+        let Ok(lock) = File::open(dir.join("LOCK")) else {
+            return false;
+        };
+        matches!(
+            lock.try_lock_shared(),
+            Err(std::fs::TryLockError::WouldBlock)
+        )
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        if self._lock.is_some() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is open read-only", self.dir.display()),
+            ))
+        }
     }
 
     fn reader(&self, name: &str) -> io::Result<Arc<File>> {
@@ -107,6 +148,7 @@ impl Storage for FsStorage {
     }
 
     fn open_append(&self, name: &str) -> io::Result<Box<dyn SegmentFile>> {
+        self.writable()?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -138,6 +180,7 @@ impl Storage for FsStorage {
     }
 
     fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        self.writable()?;
         let f = OpenOptions::new().write(true).open(self.dir.join(name))?;
         f.set_len(len)?;
         f.sync_all()?;
@@ -149,6 +192,7 @@ impl Storage for FsStorage {
     }
 
     fn open_slots(&self, name: &str) -> io::Result<Box<dyn SlotFile>> {
+        self.writable()?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -159,6 +203,7 @@ impl Storage for FsStorage {
     }
 
     fn sync_dir(&self) -> io::Result<()> {
+        self.writable()?;
         File::open(&self.dir)?.sync_all()
     }
 }
@@ -203,5 +248,25 @@ mod lock_tests {
         assert_eq!(second.kind(), io::ErrorKind::WouldBlock);
         drop(first);
         FsStorage::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn read_only_storage_takes_no_lock_writes_nothing_and_sees_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = FsStorage::open_read_only(dir.path().join("nope")).err();
+        assert_eq!(missing.map(|e| e.kind()), Some(io::ErrorKind::NotFound));
+        assert!(!FsStorage::in_use(dir.path()));
+        let writer = FsStorage::open(dir.path()).unwrap();
+        assert!(FsStorage::in_use(dir.path()));
+        let reader = FsStorage::open_read_only(dir.path()).unwrap();
+        let denied = reader.open_append("00000000000000000000.seg").err();
+        assert_eq!(
+            denied.map(|e| e.kind()),
+            Some(io::ErrorKind::PermissionDenied)
+        );
+        assert!(reader.truncate("x", 0).is_err() && reader.sync_dir().is_err());
+        assert_eq!(reader.list().unwrap(), ["LOCK"]);
+        drop(writer);
+        assert!(!FsStorage::in_use(dir.path()));
     }
 }

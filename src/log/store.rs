@@ -8,8 +8,9 @@
 use super::config::LogConfig;
 use super::gate::Gate;
 use super::key::LogKey;
-use super::note::{open_checkpoint, sign_checkpoint, NoteError, SignedCheckpoint};
+use super::note::{sign_checkpoint, NoteError, SignedCheckpoint};
 use super::record::{self, Decoded, MAX_ENTRY_BYTES};
+use super::recovery::{scan, Scan};
 use super::slots;
 use super::storage::{SegmentFile, SlotFile, Storage};
 use super::tiles::{push_bundle_entry, Resource, TILE_WIDTH};
@@ -23,7 +24,7 @@ use tlog_tiles::{record_hash, Hash};
 pub const CHECKPOINT_FILE: &str = "checkpoint.slots";
 /// One offset is kept per this many entries: 4 bytes per 16 entries, and reading one entry
 /// skips at most 15 records.
-const OFFSET_EVERY: u64 = 16;
+pub(super) const OFFSET_EVERY: u64 = 16;
 /// Bytes read from a segment at a time on the read side.
 const READ_CHUNK_BYTES: usize = 8 * 1024;
 
@@ -32,7 +33,7 @@ pub fn segment_name(first: u64) -> String {
     format!("{first:020}.seg")
 }
 
-fn parse_segment_name(name: &str) -> Option<u64> {
+pub(super) fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".seg")?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -70,7 +71,7 @@ pub enum LogError {
     Poisoned,
 }
 
-fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> LogError {
+pub(super) fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> LogError {
     move |source| LogError::Io { what, source }
 }
 
@@ -304,107 +305,22 @@ impl Writer {
                 cfg.origin
             )));
         }
-        let mut firsts: Vec<u64> = storage
-            .list()
-            .map_err(io_err("listing the log directory"))?
-            .iter()
-            .filter_map(|n| parse_segment_name(n))
-            .collect();
-        firsts.sort_unstable();
-
-        let mut tree = HashStore::new();
-        let mut offsets = Vec::new();
-        let mut seg_len = 0u64;
-        // A torn tail found in the last segment: cut only once the checkpoint check passed,
-        // so an alarm leaves the files exactly as found for the operator to examine.
-        let mut torn: Option<(String, u64)> = None;
-        for (k, &first) in firsts.iter().enumerate() {
-            let name = segment_name(first);
-            if first != tree.size() {
-                return Err(LogError::Corrupt(format!(
-                    "segment {name} starts at {first}, expected {}",
-                    tree.size()
-                )));
-            }
-            let data = storage
-                .read_all(&name)
-                .map_err(io_err("reading a segment"))?
-                .unwrap_or_default();
-            let last = k + 1 == firsts.len();
-            let mut pos = 0usize;
-            // Bounded by the segment length: every turn consumes a record or stops.
-            loop {
-                match record::decode(&data, pos) {
-                    Decoded::Record { entry, next } => {
-                        let index = tree.size();
-                        if index.is_multiple_of(OFFSET_EVERY) {
-                            offsets.push(pos as u32);
-                        }
-                        gate.replay(index, entry)
-                            .map_err(|reason| LogError::GateReplay { index, reason })?;
-                        tree.append(record_hash(entry));
-                        pos = next;
-                    }
-                    Decoded::Incomplete if pos == data.len() => break,
-                    Decoded::Incomplete | Decoded::Corrupt => {
-                        // Only the last segment can have a torn tail: a segment is closed only
-                        // after its last batch was fsynced.
-                        if !last {
-                            return Err(LogError::Corrupt(format!(
-                                "segment {name} is damaged at byte {pos}, and it is not the last"
-                            )));
-                        }
-                        tracing::warn!(
-                            segment = %name,
-                            at = pos,
-                            dropped_bytes = data.len() - pos,
-                            "truncating torn tail of the last segment"
-                        );
-                        torn = Some((name.clone(), pos as u64));
-                        break;
-                    }
-                }
-            }
-            seg_len = pos as u64;
-        }
-
-        // The rebuilt tree must extend the last checkpoint this log signed.
-        let stored = storage
-            .read_all(CHECKPOINT_FILE)
-            .map_err(io_err("reading the checkpoint"))?
-            .and_then(|file| slots::newest(&file));
-        let cp_seq = stored.as_ref().map_or(0, |(seq, _)| *seq);
-        let recovered = match stored {
-            // No valid slot: no checkpoint was ever made durable (a first write torn by a
-            // crash is the only way here short of damage to both slots).
-            None => None,
-            Some((_, note)) => {
-                let cp = open_checkpoint(&note, key.verifier_key()).map_err(|e| {
-                    LogError::Alarm(format!("the stored checkpoint is not this log's: {e}"))
-                })?;
-                if cp.size > tree.size() {
-                    return Err(LogError::Alarm(format!(
-                        "the log holds {} entries but its last signed checkpoint covers {}: \
-                         signed entries are missing",
-                        tree.size(),
-                        cp.size
-                    )));
-                }
-                let root = tree
-                    .root(cp.size)
-                    .map_err(|e| LogError::Corrupt(e.to_string()))?;
-                if root != cp.root {
-                    return Err(LogError::Alarm(format!(
-                        "the rebuilt tree at size {} has root {root}, but the last signed \
-                         checkpoint says {}: signed entries were changed",
-                        cp.size, cp.root
-                    )));
-                }
-                Some(cp)
-            }
-        };
+        let Scan {
+            firsts,
+            tree,
+            offsets,
+            seg_len,
+            torn,
+            recovered,
+            cp_seq,
+        } = scan(storage.as_ref(), &key, gate)?;
 
         if let Some((name, len)) = torn {
+            tracing::warn!(
+                segment = %name,
+                at = len,
+                "truncating the torn tail of the last segment"
+            );
             storage
                 .truncate(&name, len)
                 .map_err(io_err("truncating a torn tail"))?;

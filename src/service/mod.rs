@@ -2,10 +2,13 @@
 //! window, voter state), L6 (the signature pool) and L7 (the log), plus the read side.
 //! [`Service`] is the edge's [`Backend`](crate::edge::Backend); [`setup`] opens it.
 //!
+//! - [`preflight`] — everything the start needs, checked before anything is written
+//!   (`urna serve --check` prints it).
 //! - [`setup`] — first start (demo electorate, log key), the manifest, opening the log.
 //! - [`gate`]  — the voter-state check inside the log's single writer.
 
 pub mod gate;
+pub mod preflight;
 pub mod setup;
 
 use std::net::IpAddr;
@@ -22,7 +25,7 @@ use crate::edge::{Backend, Cache, Reply};
 use crate::log::{LogHandle, ReadError, Receipt, SubmitError};
 use gate::{BallotGate, Submission};
 
-pub use setup::{open, Opened, SetupError};
+pub use setup::{open, open_with, Opened, SetupError};
 
 /// The backend the edge calls.
 pub struct Service {

@@ -52,10 +52,16 @@ pub enum SetupError {
     Manifest(String),
     #[error(transparent)]
     Log(#[from] crate::log::LogError),
-    #[error(
-        "entry 0 of the log is not this server's manifest (another election, roll or log key)"
-    )]
-    ForeignLog,
+    /// Entry 0 pins the election, the roll and the log key for the life of the log.
+    #[error("the log's manifest (entry 0) does not match this server: {}", join(.0))]
+    ManifestMismatch(Vec<crate::ballot::Difference>),
+    #[error("entry 0 of the log is not this server's manifest: {0}")]
+    ForeignLog(String),
+}
+
+fn join(differences: &[crate::ballot::Difference]) -> String {
+    let all: Vec<String> = differences.iter().map(|d| d.to_string()).collect();
+    all.join("; ")
 }
 
 /// What [`open`] made, and where things are (printed at startup).
@@ -69,6 +75,8 @@ pub struct Opened {
     pub demo_keys: Option<PathBuf>,
     pub log_dir: PathBuf,
     pub log_key: PathBuf,
+    /// The verifier key as a file (`log.vkey` beside the key): what operators publish.
+    pub verifier_key_file: PathBuf,
     pub verifier_key: String,
     pub voters: usize,
     pub log_size: u64,
@@ -77,6 +85,13 @@ pub struct Opened {
 /// Opens everything behind the edge. Blocking (roll load, log recovery): call it before
 /// serving, or in `spawn_blocking`.
 pub fn open(config: &Config) -> Result<Opened, SetupError> {
+    open_with(config, None)
+}
+
+/// [`open`], with the roll already loaded (by the preflight check) when `roll` is given.
+/// Generates what a first start needs (the demo electorate, the log key): call it only
+/// once the listeners are bound, so that a server that cannot serve leaves nothing behind.
+pub fn open_with(config: &Config, roll: Option<Arc<Roll>>) -> Result<Opened, SetupError> {
     let storage = &config.storage.dir;
     let io = |what, path: &Path| {
         let path = path.to_owned();
@@ -85,15 +100,20 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
     std::fs::create_dir_all(storage).map_err(io("creating storage dir", storage))?;
 
     let roll_path = config.election.roll.clone();
-    let demo_keys = if roll_path.exists() {
-        None
-    } else {
-        let count = config.election.demo_voters.ok_or(SetupError::NoRoll {
-            path: roll_path.clone(),
-        })?;
-        Some(generate_demo(&roll_path, count.get().into())?)
+    let (roll, demo_keys) = match roll {
+        Some(roll) => (roll, None),
+        None => {
+            let demo_keys = if roll_path.exists() {
+                None
+            } else {
+                let count = config.election.demo_voters.ok_or(SetupError::NoRoll {
+                    path: roll_path.clone(),
+                })?;
+                Some(generate_demo(&roll_path, count.get().into())?)
+            };
+            (Arc::new(Roll::load(&roll_path)?), demo_keys)
+        }
     };
-    let roll = Arc::new(Roll::load(&roll_path)?);
 
     let election = config.election()?;
     let origin = config.log_origin();
@@ -119,13 +139,14 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
     let vkey_path = key_path.with_extension("vkey");
     std::fs::write(&vkey_path, format!("{verifier_key}\n"))
         .map_err(io("writing the verifier key", &vkey_path))?;
-    let manifest = Manifest {
+    let ours = Manifest {
         election: election.clone(),
         roll_sha256: roll.sha256(),
         log_verifier_key: verifier_key.clone(),
-    }
-    .encode()
-    .map_err(|e| SetupError::Manifest(e.to_string()))?;
+    };
+    let manifest = ours
+        .encode()
+        .map_err(|e| SetupError::Manifest(e.to_string()))?;
 
     let states = Arc::new(RwLock::new(
         VoterStates::new(roll.clone(), election.clone())
@@ -139,8 +160,17 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
     let genesis = manifest.clone();
     let (log, writer) = Log::open(log_config, key, gate, move || genesis)?;
     // Replay checked the election and the roll hash; the exact bytes also pin the log key.
-    if log.entry(0).ok().as_deref() != Some(manifest.as_slice()) {
-        return Err(SetupError::ForeignLog);
+    let logged = log
+        .entry(0)
+        .map_err(|e| SetupError::ForeignLog(e.to_string()))?;
+    if logged != manifest {
+        let theirs =
+            Manifest::decode(&logged).map_err(|e| SetupError::ForeignLog(e.to_string()))?;
+        let differences = theirs.differences(&ours);
+        if differences.is_empty() {
+            return Err(SetupError::ForeignLog("its bytes differ".into()));
+        }
+        return Err(SetupError::ManifestMismatch(differences));
     }
 
     let threads = config
@@ -178,6 +208,7 @@ pub fn open(config: &Config) -> Result<Opened, SetupError> {
         demo_keys,
         log_dir,
         log_key: config.log_key_path(),
+        verifier_key_file: vkey_path,
         verifier_key,
         voters: roll.len(),
         log_size,
@@ -194,19 +225,19 @@ fn generate_demo(roll_path: &Path, count: u64) -> Result<PathBuf, SetupError> {
             source,
         })?;
     }
-    let create = |p: &Path| {
-        File::create(p)
-            .map(BufWriter::new)
-            .map_err(|source| SetupError::Io {
-                what: "creating",
-                path: p.to_owned(),
-                source,
-            })
+    let failed = |p: &Path| {
+        let path = p.to_owned();
+        move |source| SetupError::Io {
+            what: "creating",
+            path,
+            source,
+        }
     };
     // Write the roll under a temporary name and rename it last: a crash mid-way leaves no
     // half roll that a restart would take for the real one.
     let tmp = roll_path.with_extension("tmp");
-    let (mut roll, mut keys) = (create(&tmp)?, create(&keys_path)?);
+    let mut roll = BufWriter::new(File::create(&tmp).map_err(failed(&tmp))?);
+    let mut keys = BufWriter::new(create_secret_file(&keys_path).map_err(failed(&keys_path))?);
     write_electorate(count, AlgMix::Mixed, &mut roll, &mut keys)
         .map_err(|e| SetupError::Electorate(e.to_string()))?;
     drop(roll);
@@ -216,6 +247,20 @@ fn generate_demo(roll_path: &Path, count: u64) -> Result<PathBuf, SetupError> {
         source,
     })?;
     Ok(keys_path)
+}
+
+/// Creates (or truncates) a file only its owner may read: voters' secret keys. An existing
+/// file keeps its inode but loses any wider mode it had.
+pub fn create_secret_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// `GET /v1/election`: what a voting client and an auditor need before anything else.

@@ -92,6 +92,11 @@ impl Server {
     /// Starts `urna serve --config <config>` and waits until `/healthz` answers on the
     /// address it printed.
     pub async fn start(config: &Path) -> Server {
+        Server::start_with(config, &[]).await
+    }
+
+    /// [`Server::start`] with more arguments to `urna serve` (e.g. `--allow-closed-window`).
+    pub async fn start_with(config: &Path, args: &[&str]) -> Server {
         let dir = config.parent().unwrap();
         let stderr = dir.join(format!("stderr-{}.log", std::process::id()));
         let log = std::fs::OpenOptions::new()
@@ -102,6 +107,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_urna"))
             .args(["serve", "--config"])
             .arg(config)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
