@@ -239,6 +239,7 @@ async fn a_fresh_server_shows_every_alertable_counter_at_zero_with_help_and_lowe
         "penalty_box",
         "denied",
         "max_connections",
+        "waster_table_full",
         "max_connections_per_source",
         "max_connections_per_prefix",
         "new_connection_rate",
@@ -378,6 +379,59 @@ async fn ballot_latency_is_split_by_result_so_a_voters_wait_reads_apart_from_ref
             &[("layer", "l5"), ("reason", "not_eligible")]
         ),
         3.0
+    );
+}
+
+/// A client that sends its whole ClientHello and then never answers the server's flight:
+/// the handshake takes a slot, the table ends the connection at the handshake timeout, and
+/// the handshake's future is dropped mid-await. `urna_handshakes_in_flight` must come back
+/// to 0 (it once counted up for every such handshake, and never down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_in_flight_falls_back_to_zero_when_stalled_handshakes_are_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = e2e::write_config(dir.path(), 1, "", &[("handshake_timeout_ms", "300")]);
+    let server = Server::start(&config).await;
+    let roots = rustls::RootCertStore::empty();
+    let client = std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut conn =
+            rustls::ClientConnection::new(client.clone(), "localhost".try_into().unwrap()).unwrap();
+        let mut hello = Vec::new();
+        conn.write_tls(&mut hello).unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        tcp.write_all(&hello).await.unwrap();
+        stalled.push(tcp);
+    }
+    // Each reads the server's flight (the handshake is in flight) and then the close.
+    for tcp in &mut stalled {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut got = 0;
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the stalled handshake was never cut");
+        assert!(got > 0, "the server never sent its flight");
+    }
+    let mut h = server.h1().await;
+    let s = scrape(&mut h).await;
+    assert_eq!(s.value("urna_handshakes_in_flight", &[]), 0.0, "{}", s.text);
+    assert!(
+        s.value(
+            "urna_rejections_total",
+            &[("layer", "l2"), ("reason", "handshake_timeout")]
+        ) >= 4.0
     );
 }
 

@@ -394,10 +394,26 @@ async fn handshake<B: Backend>(
     let Some(_slot) = edge.handshakes.acquire(conn.client, waster).await else {
         return Err(SetupError::Shed);
     };
-    metrics::gauge!("urna_handshakes_in_flight").increment(1.0);
-    let stream = start.into_stream(config).await.map_err(SetupError::Tls);
-    metrics::gauge!("urna_handshakes_in_flight").decrement(1.0);
-    stream
+    let _gauge = HandshakeGauge::up();
+    start.into_stream(config).await.map_err(SetupError::Tls)
+}
+
+/// `urna_handshakes_in_flight`, raised for one handshake and lowered when it ends, however
+/// it ends: a handshake whose connection the table ends (reclaimed, timed out) is dropped
+/// mid-await, and a decrement after the await would never run.
+struct HandshakeGauge;
+
+impl HandshakeGauge {
+    fn up() -> HandshakeGauge {
+        metrics::gauge!("urna_handshakes_in_flight").increment(1.0);
+        HandshakeGauge
+    }
+}
+
+impl Drop for HandshakeGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("urna_handshakes_in_flight").decrement(1.0);
+    }
 }
 
 /// Serves HTTP on one connection until it ends. Closes it gracefully when asked (idle past
