@@ -36,6 +36,8 @@ pub enum Refusal {
     NotAllowed,
     #[error("global connection cap reached")]
     TooManyConnections,
+    #[error("source wastes connections and the table is full")]
+    WasterWhileFull,
     #[error("source has too many open connections")]
     TooManyFromSource,
     #[error("source opens connections too fast")]
@@ -58,6 +60,7 @@ impl Refusal {
             Refusal::Denied => "denied",
             Refusal::NotAllowed => "not_allowed",
             Refusal::TooManyConnections => "max_connections",
+            Refusal::WasterWhileFull => "waster_table_full",
             Refusal::TooManyFromSource => "max_connections_per_source",
             Refusal::SourceRate => "new_connection_rate",
             Refusal::SourceTableFull => "source_table_full",
@@ -315,9 +318,9 @@ impl AcceptGate {
         )
     }
 
-    /// The refusals that need nothing but the address (penalty box, deny, allow): the
-    /// accept loop asks them itself, before a task or an event registration is spent on a
-    /// connection it will reset.
+    /// The refusals that need nothing but the address and the table's fill (penalty box,
+    /// deny, allow, a waster while the table is full): the accept loop asks them itself,
+    /// before a task or an event registration is spent on a connection it will reset.
     pub fn refuse_at_once(&self, ip: IpAddr, now: Instant) -> Option<Refusal> {
         let ip = canonical(ip);
         if self.penalty.is_boxed(ip, now) {
@@ -328,6 +331,25 @@ impl AcceptGate {
         }
         if !self.allow.is_empty() && !in_any(&self.allow, ip) {
             return Some(Refusal::NotAllowed);
+        }
+        // A full table makes room for a newcomer by ending someone else's connection. A
+        // waster (a source whose own connections the server keeps ending unused) would
+        // take that room only to waste it again: a botnet that holds connections and
+        // reconnects when cut would churn the table as fast as it can connect, each round
+        // ending one of its own held connections or a voter's idle one. So while the table
+        // is full its new connections are reset at accept, which costs the server an
+        // accept and a close; with room in the table they are served, wasters last at the
+        // handshake. Per source (IPv4 /32, IPv6 /64) and forgotten after
+        // `waster_memory_ms`, like the penalty box.
+        if self.table.open() >= self.table.capacity()
+            && lock(&self.sources).is_waster(
+                &source_key(ip),
+                now,
+                self.waster_strikes,
+                self.waster_memory,
+            )
+        {
+            return Some(Refusal::WasterWhileFull);
         }
         None
     }
@@ -500,6 +522,39 @@ mod tests {
         while gate.penalty.strike(ip, now) != super::super::penalty::Strike::Boxed {}
         assert_eq!(gate.admit(ip).unwrap_err(), Refusal::PenaltyBox);
         gate.admit("198.51.100.2".parse().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_waster_is_reset_at_accept_while_the_table_is_full_and_served_when_there_is_room() {
+        let gate = AcceptGate::new(&limits());
+        let waster: IpAddr = "198.51.100.9".parse().unwrap();
+        let first = gate.admit(waster).unwrap();
+        for _ in 0..limits().waster_strikes.get() {
+            gate.wasted(waster);
+        }
+        drop(first);
+        let a = gate.admit("198.51.100.1".parse().unwrap()).unwrap();
+        let b = gate.admit("203.0.113.1".parse().unwrap()).unwrap();
+        let now = Instant::now();
+        // Full: the waster would end someone else's connection to waste another slot.
+        assert_eq!(
+            gate.refuse_at_once(waster, now),
+            Some(Refusal::WasterWhileFull)
+        );
+        assert_eq!(gate.admit(waster).unwrap_err(), Refusal::WasterWhileFull);
+        // Anyone else still reclaims a slot (a silent one here), and its neighbour in the
+        // same /24 is not touched by the waster's record.
+        let c = gate.admit("198.51.100.10".parse().unwrap()).unwrap();
+        assert!(
+            a.conn.phase().is_none(),
+            "a's silent connection was reclaimed"
+        );
+        // Once its record is older than waster_memory_ms it is no waster any more.
+        let later = now + Duration::from_millis(limits().waster_memory_ms + 1);
+        assert_eq!(gate.refuse_at_once(waster, later), None);
+        // With room in the table a waster is served (its handshake waits behind others').
+        drop((b, c));
+        gate.admit(waster).unwrap();
     }
 
     #[test]

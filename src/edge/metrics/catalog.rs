@@ -89,6 +89,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "denied",
             "not_allowed",
             "max_connections",
+            "waster_table_full",
             "max_connections_per_source",
             "new_connection_rate",
             "source_table_full",
@@ -627,7 +628,8 @@ mod tests {
                 Some(PenaltyBox) => Some(Denied),
                 Some(Denied) => Some(NotAllowed),
                 Some(NotAllowed) => Some(TooManyConnections),
-                Some(TooManyConnections) => Some(TooManyFromSource),
+                Some(TooManyConnections) => Some(WasterWhileFull),
+                Some(WasterWhileFull) => Some(TooManyFromSource),
                 Some(TooManyFromSource) => Some(SourceRate),
                 Some(SourceRate) => Some(SourceTableFull),
                 Some(SourceTableFull) => Some(TooManyFromPrefix),
@@ -643,7 +645,7 @@ mod tests {
             r = next(r);
             n += 1;
         }
-        assert_eq!(n, 10);
+        assert_eq!(n, 11);
     }
 
     #[test]
