@@ -111,7 +111,9 @@ enum AlgArg {
 }
 
 /// mimalloc rather than glibc's malloc: a ballot allocates and frees a few dozen small
-/// buffers across the network, pool and log threads (see load-tests/README.md).
+/// buffers across the network, pool and log threads (see load-tests/README.md). The
+/// `system-allocator` feature keeps glibc's, for heap profilers (docs/ARCHITECTURE.md).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
