@@ -255,7 +255,10 @@ where
     };
     let reply = match &cors {
         CorsRequest::Preflight(origin) => preflight(front, origin.is_some()),
-        _ => dispatch(front, conn, req, route, asset).await,
+        // Boxed, like the ballot and read paths in `dispatch`: hyper keeps a box the size of
+        // this future for each HTTP/1 connection for its whole life, even between requests
+        // (4.3 KB unboxed, 0.96 KB now); a request pays one allocation instead.
+        _ => Box::pin(dispatch(front, conn, req, route, asset)).await,
     };
     if reply.penalize {
         front.admission.penalize(conn.client);
@@ -434,8 +437,10 @@ where
             )
             .cache(Cache::NoStore)
         }
-        Route::Ballots => ballot(front, conn, req).await,
-        Route::Election | Route::Receipt | Route::Log => read(front, conn, req, route).await,
+        Route::Ballots => Box::pin(ballot(front, conn, req)).await,
+        Route::Election | Route::Receipt | Route::Log => {
+            Box::pin(read(front, conn, req, route)).await
+        }
         Route::Page => match asset {
             Some(i) => front.site.serve(i, req.headers().get(IF_NONE_MATCH)),
             None => {
