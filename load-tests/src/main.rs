@@ -1,6 +1,8 @@
 //! `urna-sim`: run an attack scenario against an Urna deployment and report what came back.
 //!
-//! Exit codes: 0 the run finished; 2 the command line or the scenario is wrong (nothing was
+//! Exit codes: 0 the run finished and the voters got what the scenario's `expect` asks;
+//! 1 they did not (a legitimate ballot refused or lost past the bounds, a receipt that
+//! fails its offline check); 2 the command line or the scenario is wrong (nothing was
 //! sent); 3 the target could not be reached (connection refused, no answer, TLS handshake
 //! failed: nothing was sent).
 #![forbid(unsafe_code)]
@@ -12,6 +14,8 @@ use clap::{Parser, Subcommand};
 use urna_sim::net::Unreachable;
 use urna_sim::Scenario;
 
+/// Exit code: the run finished, but the voters did not get what `expect` asks.
+const EXIT_FAILED: u8 = 1;
 /// Exit code: the command line or the scenario is wrong (clap's own code for usage errors).
 const EXIT_USAGE: u8 = 2;
 /// Exit code: the target could not be reached before the run.
@@ -22,7 +26,9 @@ const EXIT_UNREACHABLE: u8 = 3;
     name = "urna-sim",
     version,
     about = "Urna's attack simulator: legitimate voters and hostile traffic, side by side",
-    after_help = "Exit codes: 0 the run finished; 2 bad command line or scenario (nothing \
+    after_help = "Exit codes: 0 the run finished and the voters got what the scenario's \
+                  [expect] asks (default: 100% accepted, every receipt verified); 1 they did \
+                  not; 2 bad command line or scenario (nothing \
                   sent); 3 target unreachable: connection refused, no answer, or TLS \
                   handshake failed (nothing sent).\n\nKinds, scenarios and the report: \
                   load-tests/README.md."
@@ -61,7 +67,8 @@ enum Command {
 
 fn main() -> ExitCode {
     match run(Cli::parse().command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_FAILED),
         Err(e) => {
             eprintln!("urna-sim: {e:#}");
             if e.downcast_ref::<Unreachable>().is_some() {
@@ -73,7 +80,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
+/// Runs the command; whether the run passed its `expect`.
+fn run(command: Command) -> anyhow::Result<bool> {
     let Command::Run {
         scenario,
         duration_s,
@@ -110,5 +118,5 @@ fn run(command: Command) -> anyhow::Result<()> {
     if let Some(path) = json {
         std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
     }
-    Ok(())
+    Ok(report.verdict.passed)
 }

@@ -420,6 +420,64 @@ pub struct Report {
     /// The open-files limit the run had, against what its tasks could hold.
     pub open_files: crate::runner::OpenFiles,
     pub tasks: Vec<TaskReport>,
+    /// Whether the voters got what the scenario's `expect` asks (the exit code: 0 or 1).
+    pub verdict: Verdict,
+}
+
+/// The run judged against the scenario's `expect`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verdict {
+    pub passed: bool,
+    /// Each bound missed, in words, naming the task.
+    pub failures: Vec<String>,
+}
+
+impl Verdict {
+    /// Judges every task with voters against `expect`.
+    pub fn of(tasks: &[TaskReport], expect: &crate::scenario::Expect) -> Verdict {
+        let mut failures = Vec::new();
+        for t in tasks {
+            let Some(a) = &t.arrivals else {
+                continue;
+            };
+            let name = &t.name;
+            if a.arrived == 0 {
+                failures.push(format!("task {name}: no voter arrived"));
+                continue;
+            }
+            if a.accepted_pct < expect.min_accepted_pct {
+                failures.push(format!(
+                    "task {name}: {:.1}% of voters accepted ({} of {}; failed by {:?}), expected at least {}%",
+                    a.accepted_pct, a.accepted, a.arrived, a.failures, expect.min_accepted_pct
+                ));
+            }
+            if a.accepted_first_try_pct < expect.min_first_try_pct {
+                failures.push(format!(
+                    "task {name}: {:.1}% accepted on the first try, expected at least {}%",
+                    a.accepted_first_try_pct, expect.min_first_try_pct
+                ));
+            }
+            if let (Some(max), Some(p)) = (expect.max_p99_ms, &a.latency_from_arrival) {
+                if p.p99_ms > max {
+                    failures.push(format!(
+                        "task {name}: p99 from arrival {:.1} ms, expected at most {max} ms",
+                        p.p99_ms
+                    ));
+                }
+            }
+            let faults: u64 = a.receipt_faults.values().sum();
+            if faults > 0 {
+                failures.push(format!(
+                    "task {name}: {faults} receipts failed the offline check: {:?}",
+                    a.receipt_faults
+                ));
+            }
+        }
+        Verdict {
+            passed: failures.is_empty(),
+            failures,
+        }
+    }
 }
 
 impl Report {
@@ -525,6 +583,13 @@ impl Report {
                         p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
                     );
                 }
+            }
+        }
+        if self.verdict.passed {
+            let _ = writeln!(out, "PASS: the voters got what the scenario expects");
+        } else {
+            for f in &self.verdict.failures {
+                let _ = writeln!(out, "FAIL: {f}");
             }
         }
         out

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use crate::ballots::load_voters;
 use crate::kinds::{Plan, PlanContext, Window};
 use crate::net::{preflight, verifier_key, Target};
-use crate::report::{Report, Stats, TaskReport};
+use crate::report::{Report, Stats, TaskReport, Verdict};
 use crate::scenario::Scenario;
 
 /// File descriptors the process needs besides the tasks' sockets (stdio, the runtime's
@@ -106,9 +106,11 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
             &stats,
         ));
     }
+    let tasks: Vec<TaskReport> = reports.into_iter().flatten().collect();
     Ok(Report {
         open_files,
-        tasks: reports.into_iter().flatten().collect(),
+        verdict: Verdict::of(&tasks, &s.expect),
+        tasks,
     })
 }
 

@@ -52,8 +52,42 @@ pub struct Scenario {
     /// not an Urna server (a stand-in in tests).
     #[serde(default = "yes")]
     pub verify_receipts: bool,
+    /// What the legitimate voters must get for the run to pass (exit 0).
+    #[serde(default)]
+    pub expect: Expect,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
+}
+
+/// The bounds a run's voters (every `voters` and `arrivals` task) must meet, else urna-sim
+/// exits 1. Receipts that fail the offline check always fail the run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Least share of voters (ballots, for `voters` tasks) accepted, in % (default 100:
+    /// one lost or refused legitimate ballot fails the run).
+    #[serde(default = "hundred")]
+    pub min_accepted_pct: f64,
+    /// Least share accepted on the first try, in % (default 0: no bound).
+    #[serde(default)]
+    pub min_first_try_pct: f64,
+    /// Largest p99 from arrival to 2xx, in ms (default: no bound).
+    #[serde(default)]
+    pub max_p99_ms: Option<f64>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            min_accepted_pct: 100.0,
+            min_first_try_pct: 0.0,
+            max_p99_ms: None,
+        }
+    }
+}
+
+fn hundred() -> f64 {
+    100.0
 }
 
 fn yes() -> bool {
@@ -100,6 +134,16 @@ impl Scenario {
         anyhow::ensure!(
             self.plain || self.ca.is_some(),
             "ca is required unless plain = true"
+        );
+        let e = &self.expect;
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&e.min_accepted_pct)
+                && (0.0..=100.0).contains(&e.min_first_try_pct),
+            "expect: min_accepted_pct and min_first_try_pct must be in 0..=100"
+        );
+        anyhow::ensure!(
+            e.max_p99_ms.is_none_or(|ms| ms > 0.0),
+            "expect: max_p99_ms must be positive"
         );
         anyhow::ensure!(
             !self.tasks.is_empty(),
@@ -153,6 +197,11 @@ mod tests {
         let h2_streams: Scenario =
             toml::from_str(&format!("{ok}streams_per_connection = 2\nhttp2 = true\n")).unwrap();
         h2_streams.check().unwrap();
+        let lax: Scenario =
+            toml::from_str(&ok.replace("[[task]]", "[expect]\nmin_accepted_pct = 101\n[[task]]"))
+                .unwrap();
+        assert!(lax.check().is_err());
+        assert_eq!(s.expect.min_accepted_pct, 100.0);
     }
 
     #[test]

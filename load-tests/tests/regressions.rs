@@ -339,3 +339,66 @@ mode = "never-finishes"
     assert!(stall.closed_by_server >= 4, "{stall:?}");
     served.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_voters_fail_the_run_with_exit_1_unless_expect_allows_them() {
+    // Every other answer is a 429, and the voters may not retry: half their ballots are
+    // refused for good. A run with 66 of 100 legitimate ballots refused used to exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let voters = voters_file(dir.path(), 4);
+    let addr = stand_in(100, |n| if n % 2 == 0 { BUSY } else { CREATED }).await;
+    let file = dir.path().join("s.toml");
+    let write = |expect: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                r#"
+target = "{addr}"
+plain = true
+verify_receipts = false
+voters = "{}"
+duration_s = 5
+settle_ms = 0
+election = "e"
+{expect}
+[[task]]
+kind = "voters"
+name = "voters"
+connections = 1
+sources = "127.0.0.1/32"
+ballots = 4
+max_retries = 0
+"#,
+                voters.display()
+            ),
+        )
+        .unwrap()
+    };
+    let sim = || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_urna-sim"))
+            .arg("run")
+            .arg(&file)
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    write("");
+    let (code, stdout) = sim().await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL: task voters: 50.0% of voters accepted"),
+        "{stdout}"
+    );
+    // The scenario may say what it tolerates: then the same outcome passes.
+    write("[expect]\nmin_accepted_pct = 50");
+    let (code, stdout) = sim().await;
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+    // ... but not a first-try bound it misses.
+    write("[expect]\nmin_accepted_pct = 50\nmin_first_try_pct = 75");
+    let (code, stdout) = sim().await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("first try"), "{stdout}");
+}
