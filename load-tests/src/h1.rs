@@ -52,9 +52,15 @@ const INITIAL_BUFFER_BYTES: usize = 8 * 1024;
 pub enum H1Error {
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("connection closed before the answer's head was complete")]
+    /// The connection ended before any byte of the answer arrived (EOF, reset, or a write
+    /// refused): on a keep-alive connection that had already carried answers, the server
+    /// closed it between requests (its `max_requests_per_connection`, an idle timeout), and
+    /// the request is safe to send again on a new one. A head cut short is [`Truncated`].
+    ///
+    /// [`Truncated`]: H1Error::Truncated
+    #[error("connection closed before any byte of the answer")]
     Closed,
-    #[error("connection closed in the middle of the answer's body")]
+    #[error("connection closed in the middle of the answer")]
     Truncated,
     #[error("answer head over {0} bytes")]
     HeadTooLarge(usize),
@@ -253,8 +259,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Writes one pre-encoded request (one `write_all`, then a flush for TLS) and reads its
     /// answer.
     pub async fn send(&mut self, request: &[u8]) -> Result<Answer<'_>, H1Error> {
-        self.io.write_all(request).await?;
-        self.io.flush().await?;
+        let written = async {
+            self.io.write_all(request).await?;
+            self.io.flush().await
+        };
+        if let Err(e) = written.await {
+            // Nothing of an answer can have arrived: the peer was gone before we asked.
+            return Err(if is_hangup(&e) && self.start == self.end {
+                H1Error::Closed
+            } else {
+                H1Error::Io(e)
+            });
+        }
         self.read_answer().await
     }
 
@@ -265,8 +281,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 if let Some(head) = parse_head(&self.buf[self.start..self.end], &self.limits)? {
                     break head;
                 }
-                if !self.read_more(self.end - self.start + 1).await? {
-                    return Err(H1Error::Closed);
+                let nothing_yet = self.start == self.end;
+                match self.read_more(self.end - self.start + 1).await {
+                    Ok(true) => {}
+                    Ok(false) if nothing_yet => return Err(H1Error::Closed),
+                    Ok(false) => return Err(H1Error::Truncated),
+                    // A reset, or TLS's EOF without close_notify, before the answer began
+                    // is the same hang-up as a clean EOF.
+                    Err(H1Error::Io(e)) if nothing_yet && is_hangup(&e) => {
+                        return Err(H1Error::Closed)
+                    }
+                    Err(e) => return Err(e),
                 }
             };
             self.start += head.len;
@@ -399,6 +424,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         Ok(true)
     }
+}
+
+/// The peer hung up: an EOF (TLS without close_notify), a reset, or a write to a closed
+/// socket.
+fn is_hangup(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
 }
 
 /// Where a finished answer's body is.

@@ -20,6 +20,7 @@ pub mod ballots;
 pub mod h1;
 pub mod kinds;
 pub mod net;
+pub mod receipts;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -91,6 +91,88 @@ fn client_config(ca: &Path, alpn: &[u8]) -> anyhow::Result<Arc<rustls::ClientCon
     Ok(Arc::new(cfg))
 }
 
+/// How long the check before a run waits for the target's TCP connect, then its TLS
+/// handshake.
+pub const PREFLIGHT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The target could not be reached before the run: nothing was sent, and the run did not
+/// start (a run against nothing used to last its whole duration and count every failed
+/// connect as an I/O error).
+#[derive(Debug, thiserror::Error)]
+#[error("target {addr} is unreachable: {why}")]
+pub struct Unreachable {
+    pub addr: SocketAddr,
+    pub why: String,
+}
+
+/// One connection to the target before the run (TCP, then the TLS handshake unless plain),
+/// so that a target that is down, refusing, or not the server the scenario names fails the
+/// run at once, with the reason.
+pub async fn preflight(target: &Target) -> Result<Io, Unreachable> {
+    let fail = |why: String| Unreachable {
+        addr: target.addr,
+        why,
+    };
+    let tcp = match tokio::time::timeout(PREFLIGHT_TIMEOUT, TcpStream::connect(target.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(fail(
+                "connection refused (is `urna serve` running and listening there?)".into(),
+            ))
+        }
+        Ok(Err(e)) => return Err(fail(format!("connect: {e}"))),
+        Err(_) => {
+            return Err(fail(format!(
+                "no answer to connect within {} s",
+                PREFLIGHT_TIMEOUT.as_secs()
+            )))
+        }
+    };
+    let Some(tls) = target.tls(false) else {
+        return Ok(Io::Plain(tcp));
+    };
+    let hs = TlsConnector::from(tls).connect(target.server_name.clone(), tcp);
+    match tokio::time::timeout(PREFLIGHT_TIMEOUT, hs).await {
+        Ok(Ok(s)) => Ok(Io::Tls(Box::new(s))),
+        Ok(Err(e)) => Err(fail(format!(
+            "TLS handshake failed: {e} (is `ca` the server's certificate, and `server_name` \
+             a name in it?)"
+        ))),
+        Err(_) => Err(fail(format!(
+            "no TLS handshake within {} s",
+            PREFLIGHT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// The log's verifier key, from `GET /v1/election` (`log.verifier_key`) on `io`: what a
+/// voter's client learns before voting, and all it needs to check a receipt offline.
+pub async fn verifier_key(target: &Target, io: Io) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Log {
+        verifier_key: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Election {
+        log: Log,
+    }
+    let mut conn = h1::Conn::new(io);
+    let req = h1::encode_request(&http::Method::GET, target.host(), "/v1/election", None);
+    let answer = tokio::time::timeout(PREFLIGHT_TIMEOUT, conn.send(&req))
+        .await
+        .map_err(|_| anyhow::anyhow!("GET /v1/election: no answer in {PREFLIGHT_TIMEOUT:?}"))?
+        .map_err(|e| anyhow::anyhow!("GET /v1/election: {e}"))?;
+    anyhow::ensure!(
+        answer.status == 200,
+        "GET /v1/election answered {} (receipts cannot be checked without the log's key; \
+         set verify_receipts = false to run without)",
+        answer.status
+    );
+    let e: Election = serde_json::from_slice(answer.body)
+        .map_err(|e| anyhow::anyhow!("GET /v1/election: {e}"))?;
+    Ok(e.log.verifier_key)
+}
+
 /// The `i`-th host address of `net` (wrapping), so connections spread over its addresses.
 pub fn source_addr(net: &IpNet, i: usize) -> IpAddr {
     let hosts = net_size(net);
@@ -249,15 +331,62 @@ where
 pub struct Answer {
     pub status: StatusCode,
     pub body: Bytes,
+    /// `Retry-After` in whole seconds, when the answer carries one (429, 503).
+    pub retry_after_s: Option<u64>,
+}
+
+/// Why an HTTP/2 request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum H2Error {
+    /// The server closed the connection gracefully (GOAWAY without an error, or the stream
+    /// refused as it went away) before taking this request: it is safe to send again on a
+    /// new connection, and the close is the server's choice (its request quota), not a fault.
+    #[error("connection closed by the server: {0}")]
+    Closed(hyper::Error),
+    /// Anything else: a reset, a protocol error, a broken transport.
+    #[error("{0}")]
+    Broken(hyper::Error),
+}
+
+impl H2Error {
+    fn of(e: hyper::Error) -> H2Error {
+        use std::error::Error as _;
+        let frame = e.source().and_then(|s| s.downcast_ref::<h2::Error>());
+        let graceful = e.is_canceled()
+            || e.is_closed()
+            || frame.is_some_and(|h| {
+                h.reason() == Some(h2::Reason::REFUSED_STREAM)
+                    || (h.is_go_away() && h.reason() == Some(h2::Reason::NO_ERROR))
+            });
+        if graceful {
+            H2Error::Closed(e)
+        } else {
+            H2Error::Broken(e)
+        }
+    }
 }
 
 /// Sends one request on an HTTP/2 connection and reads the whole answer.
-pub async fn send_h2(s: &mut H2Sender, req: Request<Full<Bytes>>) -> anyhow::Result<Answer> {
-    s.ready().await?;
-    let resp: Response<Incoming> = s.send_request(req).await?;
+pub async fn send_h2(s: &mut H2Sender, req: Request<Full<Bytes>>) -> Result<Answer, H2Error> {
+    s.ready().await.map_err(H2Error::Closed)?;
+    let resp: Response<Incoming> = s.send_request(req).await.map_err(H2Error::of)?;
     let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok(Answer { status, body })
+    let retry_after_s = resp
+        .headers()
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(H2Error::Broken)?
+        .to_bytes();
+    Ok(Answer {
+        status,
+        body,
+        retry_after_s,
+    })
 }
 
 /// An HTTP/2 request for `path` on `target` (full URI; HTTP/1.1 requests are pre-encoded by

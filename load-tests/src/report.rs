@@ -34,7 +34,8 @@ pub struct Stats {
     pub bytes_read: u64,
     /// Open-loop connections not opened because the task's `connections` were all busy.
     pub skipped_at_cap: u64,
-    /// Each arriving voter's outcome (`arrivals` tasks only).
+    /// Each legitimate ballot's outcome (`arrivals` and `voters` tasks): one per arriving
+    /// voter, or one per pre-signed ballot a `voters` lane sent.
     pub arrivals: Option<ArrivalStats>,
 }
 
@@ -44,8 +45,9 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds")
 }
 
-/// What became of the voters of an `arrivals` task. Every voter that arrived ends in
-/// exactly one of `accepted` or `failures`.
+/// What became of the legitimate ballots of an `arrivals` or `voters` task. Every voter that
+/// arrived (every ballot a `voters` lane sent) ends in exactly one of `accepted` or
+/// `failures`.
 #[derive(Debug)]
 pub struct ArrivalStats {
     pub arrived: u64,
@@ -67,6 +69,10 @@ pub struct ArrivalStats {
     /// From each voter's arrival (its scheduled time, not when it got to send) to its 2xx,
     /// handshakes, waits and retries included, in µs.
     pub from_arrival_us: Histogram<u64>,
+    /// Receipts checked offline and good (signed checkpoint, inclusion, our exact ballot).
+    pub receipts_verified: u64,
+    /// Receipts that were not, by fault (`receipt_unverified`, `receipt_not_ours`, ...).
+    pub receipt_faults: BTreeMap<String, u64>,
 }
 
 impl Default for ArrivalStats {
@@ -81,13 +87,50 @@ impl Default for ArrivalStats {
             failures: BTreeMap::new(),
             final_statuses: BTreeMap::new(),
             from_arrival_us: histogram(),
+            receipts_verified: 0,
+            receipt_faults: BTreeMap::new(),
         }
     }
 }
 
 impl ArrivalStats {
+    /// A voter's ballot accepted after `retries` retries, `latency` after it arrived.
+    pub fn accepted(&mut self, retries: u32, latency: Duration) {
+        self.arrived += 1;
+        self.accepted += 1;
+        self.retries += u64::from(retries);
+        if retries == 0 {
+            self.accepted_first_try += 1;
+        }
+        self.from_arrival_us
+            .saturating_record(latency.as_micros().max(1) as u64);
+    }
+
+    /// A voter's ballot given up after `retries` retries: `why` (`status`, `timeout`,
+    /// `connect`, `reset`, ...), and the final status when an answer ended it.
+    pub fn failed(&mut self, retries: u32, why: &str, final_status: Option<u16>) {
+        self.arrived += 1;
+        self.retries += u64::from(retries);
+        *self.failures.entry(why.to_owned()).or_default() += 1;
+        if let Some(s) = final_status {
+            *self.final_statuses.entry(s).or_default() += 1;
+        }
+    }
+
+    /// A receipt checked offline: good, or its fault.
+    pub fn receipt(&mut self, checked: Result<u64, crate::receipts::ReceiptFault>) {
+        match checked {
+            Ok(_) => self.receipts_verified += 1,
+            Err(f) => *self.receipt_faults.entry(f.code().to_owned()).or_default() += 1,
+        }
+    }
+
     pub fn merge(&mut self, o: ArrivalStats) {
         self.arrived += o.arrived;
+        self.receipts_verified += o.receipts_verified;
+        for (k, v) in o.receipt_faults {
+            *self.receipt_faults.entry(k).or_default() += v;
+        }
         self.accepted += o.accepted;
         self.accepted_first_try += o.accepted_first_try;
         self.retries += o.retries;
@@ -254,7 +297,9 @@ pub struct TaskReport {
     pub skipped_at_cap: u64,
     /// TLS handshakes: counts and handshake times (not answer latency).
     pub handshakes: Option<HandshakeReport>,
-    /// An `arrivals` task's voters.
+    /// The legitimate ballots' outcome (`arrivals` and `voters` tasks): accepted %, first
+    /// try %, retries, latency from arrival (a `voters` ballot arrives at its scheduled
+    /// send time).
     pub arrivals: Option<ArrivalsReport>,
 }
 
@@ -273,7 +318,7 @@ pub struct HandshakeReport {
     pub handshake_time: Option<Percentiles>,
 }
 
-/// What became of an `arrivals` task's voters.
+/// What became of an `arrivals` or `voters` task's ballots.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArrivalsReport {
     pub arrived: u64,
@@ -288,6 +333,11 @@ pub struct ArrivalsReport {
     pub final_statuses: BTreeMap<u16, u64>,
     /// From arrival (the scheduled time) to the 2xx, handshake and retries included.
     pub latency_from_arrival: Option<Percentiles>,
+    /// Receipts checked offline with the log's verifier key and found good; 0 when the run
+    /// does not check them (`verify_receipts = false`).
+    pub receipts_verified: u64,
+    /// Receipts that failed the check, by fault: each a voter left without proof.
+    pub receipt_faults: BTreeMap<String, u64>,
 }
 
 impl ArrivalsReport {
@@ -305,6 +355,8 @@ impl ArrivalsReport {
             failures: a.failures.clone(),
             final_statuses: a.final_statuses.clone(),
             latency_from_arrival: Percentiles::of(&a.from_arrival_us),
+            receipts_verified: a.receipts_verified,
+            receipt_faults: a.receipt_faults.clone(),
         }
     }
 }
@@ -368,6 +420,64 @@ pub struct Report {
     /// The open-files limit the run had, against what its tasks could hold.
     pub open_files: crate::runner::OpenFiles,
     pub tasks: Vec<TaskReport>,
+    /// Whether the voters got what the scenario's `expect` asks (the exit code: 0 or 1).
+    pub verdict: Verdict,
+}
+
+/// The run judged against the scenario's `expect`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verdict {
+    pub passed: bool,
+    /// Each bound missed, in words, naming the task.
+    pub failures: Vec<String>,
+}
+
+impl Verdict {
+    /// Judges every task with voters against `expect`.
+    pub fn of(tasks: &[TaskReport], expect: &crate::scenario::Expect) -> Verdict {
+        let mut failures = Vec::new();
+        for t in tasks {
+            let Some(a) = &t.arrivals else {
+                continue;
+            };
+            let name = &t.name;
+            if a.arrived == 0 {
+                failures.push(format!("task {name}: no voter arrived"));
+                continue;
+            }
+            if a.accepted_pct < expect.min_accepted_pct {
+                failures.push(format!(
+                    "task {name}: {:.1}% of voters accepted ({} of {}; failed by {:?}), expected at least {}%",
+                    a.accepted_pct, a.accepted, a.arrived, a.failures, expect.min_accepted_pct
+                ));
+            }
+            if a.accepted_first_try_pct < expect.min_first_try_pct {
+                failures.push(format!(
+                    "task {name}: {:.1}% accepted on the first try, expected at least {}%",
+                    a.accepted_first_try_pct, expect.min_first_try_pct
+                ));
+            }
+            if let (Some(max), Some(p)) = (expect.max_p99_ms, &a.latency_from_arrival) {
+                if p.p99_ms > max {
+                    failures.push(format!(
+                        "task {name}: p99 from arrival {:.1} ms, expected at most {max} ms",
+                        p.p99_ms
+                    ));
+                }
+            }
+            let faults: u64 = a.receipt_faults.values().sum();
+            if faults > 0 {
+                failures.push(format!(
+                    "task {name}: {faults} receipts failed the offline check: {:?}",
+                    a.receipt_faults
+                ));
+            }
+        }
+        Verdict {
+            passed: failures.is_empty(),
+            failures,
+        }
+    }
 }
 
 impl Report {
@@ -459,6 +569,13 @@ impl Report {
                         a.failures, a.final_statuses
                     );
                 }
+                if a.receipts_verified > 0 || !a.receipt_faults.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "  receipts verified offline: {} of {} accepted; faults {:?}",
+                        a.receipts_verified, a.accepted, a.receipt_faults
+                    );
+                }
                 if let Some(p) = &a.latency_from_arrival {
                     let _ = writeln!(
                         out,
@@ -466,6 +583,13 @@ impl Report {
                         p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
                     );
                 }
+            }
+        }
+        if self.verdict.passed {
+            let _ = writeln!(out, "PASS: the voters got what the scenario expects");
+        } else {
+            for f in &self.verdict.failures {
+                let _ = writeln!(out, "FAIL: {f}");
             }
         }
         out

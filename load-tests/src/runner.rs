@@ -13,8 +13,8 @@ use tokio::task::JoinSet;
 
 use crate::ballots::load_voters;
 use crate::kinds::{Plan, PlanContext, Window};
-use crate::net::Target;
-use crate::report::{Report, Stats, TaskReport};
+use crate::net::{preflight, verifier_key, Target};
+use crate::report::{Report, Stats, TaskReport, Verdict};
 use crate::scenario::Scenario;
 
 /// File descriptors the process needs besides the tasks' sockets (stdio, the runtime's
@@ -32,30 +32,41 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
         &s.server_name,
         if s.plain { None } else { s.ca.as_deref() },
     )?);
+    // Nothing is signed or opened against a target that is not there.
+    let first = preflight(&target).await?;
+    let verifier_key: Option<Arc<str>> = if s.verify_receipts && s.voters.is_some() {
+        Some(verifier_key(&target, first).await?.into())
+    } else {
+        None
+    };
+    let wants: Vec<(usize, bool)> = s
+        .tasks
+        .iter()
+        .map(|t| (t.spec().voters_wanted(s), t.spec().shares_voters()))
+        .collect();
     let voters = match &s.voters {
         Some(path) => {
             // Each task takes its own slice of the file: load what they want together.
-            let need = s
-                .tasks
-                .iter()
-                .map(|t| t.spec().voters_wanted(s))
-                .sum::<usize>()
-                .max(1);
+            let need = wants.iter().map(|w| w.0).sum::<usize>().max(1);
             let path = path.clone();
             tokio::task::spawn_blocking(move || load_voters(&path, need)).await??
         }
         None => Vec::new(),
     };
+    let allotted = allot(&wants, voters.len());
     // Everything costly (signing) happens before the clock starts.
     let mut plans = Vec::new();
     let mut cx = PlanContext {
         scenario: s,
         voters: &voters,
         voter_offset: 0,
+        voters_allotted: 0,
+        verifier_key,
         host: target.host(),
         target: &target,
     };
-    for task in &s.tasks {
+    for (task, n) in s.tasks.iter().zip(&allotted) {
+        cx.voters_allotted = *n;
         plans.push(task.spec().plan(&mut cx)?);
     }
     drop(voters);
@@ -95,10 +106,50 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
             &stats,
         ));
     }
+    let tasks: Vec<TaskReport> = reports.into_iter().flatten().collect();
     Ok(Report {
         open_files,
-        tasks: reports.into_iter().flatten().collect(),
+        verdict: Verdict::of(&tasks, &s.expect),
+        tasks,
     })
+}
+
+/// How many voter keys each task takes from the `available` loaded, given what each wants
+/// and whether it can share (`(wanted, shares)` per task, in order). When the file has
+/// enough, each gets what it wants. Else tasks that need a key per voter (`arrivals`) get
+/// theirs first, and tasks that can revote (`voters`, whose ballots cycle over their keys
+/// with rising seqs) share the rest: one key each, then the remainder in proportion to what
+/// they want — so two `voters` tasks no longer find the file used up by the first.
+pub fn allot(wants: &[(usize, bool)], available: usize) -> Vec<usize> {
+    let total: usize = wants.iter().map(|w| w.0).sum();
+    if total <= available {
+        return wants.iter().map(|w| w.0).collect();
+    }
+    let fixed: usize = wants.iter().filter(|w| !w.1).map(|w| w.0).sum();
+    let sharing: Vec<usize> = wants
+        .iter()
+        .filter(|w| w.1 && w.0 > 0)
+        .map(|w| w.0)
+        .collect();
+    // Not even one key for each voters task after the fixed ones: they get none, and their
+    // plan says so ("no voters left"); an `arrivals` task short of keys says so in its own
+    // words ("... unused voter keys ...").
+    if fixed + sharing.len() > available {
+        return wants
+            .iter()
+            .map(|&(want, shares)| if shares { 0 } else { want })
+            .collect();
+    }
+    let rest = available - fixed - sharing.len();
+    let shared_want: usize = sharing.iter().sum();
+    wants
+        .iter()
+        .map(|&(want, shares)| match (shares, want) {
+            (false, _) | (true, 0) => want,
+            // Floors: together at most `rest`.
+            (true, _) => (1 + rest * want / shared_want.max(1)).min(want),
+        })
+        .collect()
 }
 
 /// Runs `plan` on a single-threaded runtime in an OS thread of its own (see
@@ -146,4 +197,27 @@ fn raise_open_files(needed: u64) -> OpenFiles {
         );
     }
     OpenFiles { limit, needed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allot;
+
+    #[test]
+    fn two_voters_tasks_share_a_file_smaller_than_both_want() {
+        // 64 keys, two voters tasks wanting 96 ballots each: 32 keys each, both run.
+        assert_eq!(allot(&[(96, true), (96, true)], 64), [32, 32]);
+        // Enough keys: each gets what it asked for.
+        assert_eq!(allot(&[(10, true), (20, false)], 64), [10, 20]);
+        // Arriving voters need a key each, first; voters tasks share what is left.
+        assert_eq!(
+            allot(&[(100, true), (40, false), (50, true)], 64),
+            [15, 40, 8]
+        );
+        let a = allot(&[(100, true), (40, false), (50, true)], 64);
+        assert!(a.iter().sum::<usize>() <= 64);
+        // Not even one key for the voters task: it gets none (its plan then refuses the
+        // run with its reason), the arriving voters what they need.
+        assert_eq!(allot(&[(100, false), (10, true)], 100), [100, 0]);
+    }
 }

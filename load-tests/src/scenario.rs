@@ -27,7 +27,9 @@ pub struct Scenario {
     /// Speak plain HTTP (a listener behind a TLS-terminating balancer).
     #[serde(default)]
     pub plain: bool,
-    /// How long every task runs, in seconds.
+    /// How long every task runs, in seconds (1..=3600). May be left out of the file and
+    /// given with `--duration-s`.
+    #[serde(default)]
     pub duration_s: u64,
     /// Pause between opening the connections and starting the clock, in ms (default 1000,
     /// at most 60000). Opening hundreds of TLS connections at once leaves both sides busy
@@ -45,8 +47,51 @@ pub struct Scenario {
     /// The electorate's secret keys (`urna roll generate --keys`), one JSON object a line.
     #[serde(default)]
     pub voters: Option<PathBuf>,
+    /// Check every receipt the voters get, offline, with the log's verifier key (fetched
+    /// from `GET /v1/election` before the run): default true. Off only for a target that is
+    /// not an Urna server (a stand-in in tests).
+    #[serde(default = "yes")]
+    pub verify_receipts: bool,
+    /// What the legitimate voters must get for the run to pass (exit 0).
+    #[serde(default)]
+    pub expect: Expect,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
+}
+
+/// The bounds a run's voters (every `voters` and `arrivals` task) must meet, else urna-sim
+/// exits 1. Receipts that fail the offline check always fail the run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Least share of voters (ballots, for `voters` tasks) accepted, in % (default 100:
+    /// one lost or refused legitimate ballot fails the run).
+    #[serde(default = "hundred")]
+    pub min_accepted_pct: f64,
+    /// Least share accepted on the first try, in % (default 0: no bound).
+    #[serde(default)]
+    pub min_first_try_pct: f64,
+    /// Largest p99 from arrival to 2xx, in ms (default: no bound).
+    #[serde(default)]
+    pub max_p99_ms: Option<f64>,
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            min_accepted_pct: 100.0,
+            min_first_try_pct: 0.0,
+            max_p99_ms: None,
+        }
+    }
+}
+
+fn hundred() -> f64 {
+    100.0
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_settle_ms() -> u64 {
@@ -60,6 +105,14 @@ fn default_server_name() -> String {
 impl Scenario {
     /// Reads and checks a scenario file; relative paths in it are taken from the file's folder.
     pub fn load(path: &Path) -> anyhow::Result<Scenario> {
+        let s = Scenario::read(path)?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Reads a scenario file without checking it, so that command-line overrides (`--ca`,
+    /// `--voters`, `--duration-s`, `--target`) can repair it before [`Scenario::check`].
+    pub fn read(path: &Path) -> anyhow::Result<Scenario> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
         let mut s: Scenario =
@@ -67,7 +120,6 @@ impl Scenario {
         let base = path.parent().unwrap_or(Path::new("."));
         s.ca = s.ca.map(|p| base.join(p));
         s.voters = s.voters.map(|p| base.join(p));
-        s.check()?;
         Ok(s)
     }
 
@@ -82,6 +134,16 @@ impl Scenario {
         anyhow::ensure!(
             self.plain || self.ca.is_some(),
             "ca is required unless plain = true"
+        );
+        let e = &self.expect;
+        anyhow::ensure!(
+            (0.0..=100.0).contains(&e.min_accepted_pct)
+                && (0.0..=100.0).contains(&e.min_first_try_pct),
+            "expect: min_accepted_pct and min_first_try_pct must be in 0..=100"
+        );
+        anyhow::ensure!(
+            e.max_p99_ms.is_none_or(|ms| ms > 0.0),
+            "expect: max_p99_ms must be positive"
         );
         anyhow::ensure!(
             !self.tasks.is_empty(),
@@ -135,6 +197,40 @@ mod tests {
         let h2_streams: Scenario =
             toml::from_str(&format!("{ok}streams_per_connection = 2\nhttp2 = true\n")).unwrap();
         h2_streams.check().unwrap();
+        let lax: Scenario =
+            toml::from_str(&ok.replace("[[task]]", "[expect]\nmin_accepted_pct = 101\n[[task]]"))
+                .unwrap();
+        assert!(lax.check().is_err());
+        assert_eq!(s.expect.min_accepted_pct, 100.0);
+    }
+
+    #[test]
+    fn a_file_is_read_before_its_checks_so_overrides_can_repair_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            r#"
+            target = "127.0.0.1:8443"
+            election = "demo-2026"
+            [[task]]
+            kind = "voters"
+            name = "v"
+            connections = 1
+            sources = "127.0.0.9/32"
+            ballots = 1
+        "#,
+        )
+        .unwrap();
+        // No ca, no voters, no duration: the file alone does not check...
+        assert!(Scenario::load(&path).is_err());
+        let mut s = Scenario::read(&path).unwrap();
+        assert!(s.check().is_err());
+        // ... and the overrides make it whole.
+        s.ca = Some("cert.pem".into());
+        s.voters = Some("voters.jsonl".into());
+        s.duration_s = 5;
+        s.check().unwrap();
     }
 
     #[test]

@@ -84,5 +84,10 @@ async fn http2_lanes_reconnect_after_goaway_and_lose_no_ballot() {
     assert_eq!(voters.status(201), 96, "{voters:?}");
     assert_eq!(voters.answers, 96, "{voters:?}");
     assert!(voters.connects > 4, "{voters:?}");
+    // Each GOAWAY is counted as the server's close, and costs one reconnect, not one per
+    // lane that saw it.
+    assert!(voters.closed_by_server >= 4, "{voters:?}");
+    assert_eq!(voters.connects, 4 + voters.closed_by_server, "{voters:?}");
+    assert_eq!(voters.io_errors, 0, "{voters:?}");
     assert_eq!(logged, 96);
 }

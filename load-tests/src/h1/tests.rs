@@ -226,7 +226,7 @@ async fn eof_mid_answer_is_an_error() {
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n",
             true,
         ),
-        (b"HTTP/1.1 201 Cre", false),
+        (b"HTTP/1.1 201 Cre", true),
         (b"", false),
     ] {
         let (mut conn, mut server) = pipe();
@@ -332,4 +332,24 @@ async fn retry_after_seconds_are_read_and_a_date_is_ignored() {
         let got = conn.read_answer().await.unwrap();
         assert_eq!(got.retry_after_s, want, "{}", String::from_utf8_lossy(wire));
     }
+}
+
+#[tokio::test]
+async fn a_peer_gone_before_the_request_is_a_clean_close_not_a_broken_answer() {
+    // The server hung up between requests (its request quota, an idle timeout): the write
+    // itself fails, and nothing of an answer arrived — safe to send again elsewhere.
+    let (mut conn, server) = pipe();
+    drop(server);
+    let got = conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(matches!(got, Err(H1Error::Closed)), "{got:?}");
+    // The write got through but the peer closed without a byte of answer: the same.
+    let (mut conn, mut server) = pipe();
+    let asked = tokio::spawn(async move {
+        let mut req = [0u8; 64];
+        let n = server.read(&mut req).await.unwrap();
+        assert!(n > 0);
+    });
+    let got = conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    asked.await.unwrap();
+    assert!(matches!(got, Err(H1Error::Closed)), "{got:?}");
 }

@@ -32,6 +32,7 @@ use super::{
 use crate::ballots::{presign, seq_base};
 use crate::h1::{encode_request, Conn, H1Error};
 use crate::net::{tcp, Io, Target};
+use crate::receipts::{check_receipt, request_body, ReceiptFault};
 use crate::report::{ArrivalStats, Stats};
 use crate::scenario::Scenario;
 
@@ -258,6 +259,7 @@ impl Kind for Arrivals {
                 max_retries: self.max_retries,
                 deadline: Duration::from_secs(self.deadline_s),
                 max_retry_wait: Duration::from_millis(self.max_retry_wait_ms),
+                verifier_key: cx.verifier_key.clone(),
             }),
             max_in_flight: self.max_in_flight,
         }))
@@ -283,6 +285,8 @@ struct Rules {
     max_retries: u32,
     deadline: Duration,
     max_retry_wait: Duration,
+    /// The log's verifier key: each receipt is checked offline with it.
+    verifier_key: Option<Arc<str>>,
 }
 
 struct ArrivalsPlan {
@@ -349,6 +353,8 @@ struct Outcome {
     final_status: Option<u16>,
     /// When the 2xx came.
     accepted_at: Option<Instant>,
+    /// The first ballot's receipt, checked offline (when the run checks receipts).
+    receipt: Option<Result<u64, ReceiptFault>>,
 }
 
 impl Outcome {
@@ -373,6 +379,9 @@ impl Outcome {
             if let Some(s) = self.final_status {
                 *a.final_statuses.entry(s).or_default() += 1;
             }
+        }
+        if let Some(r) = self.receipt {
+            a.receipt(r);
         }
         if self.revoted {
             a.revotes_sent += 1;
@@ -416,6 +425,11 @@ async fn vote(
                 Err(_) => break 'attempt "timeout",
             };
             stats.lock().answered(answer.status, answer.body);
+            if (200..300).contains(&answer.status) {
+                if let Some(key) = rules.verifier_key.as_deref() {
+                    out.receipt = Some(check_receipt(answer.body, request_body(&v.ballot), key));
+                }
+            }
             let (status, close, retry_after_s) =
                 (answer.status, answer.close, answer.retry_after_s);
             if close {

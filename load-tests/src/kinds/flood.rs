@@ -98,6 +98,8 @@ impl Kind for Flood {
             rate_per_s: self.rate_per_s,
             pool: Pool::new(self.sources),
             requests_per_connection: self.requests_per_connection,
+            retry: None,
+            verifier_key: None,
         };
         Ok(Box::new(http_plan(shape, cx.host, || {
             Work::Repeat(method.clone(), path, body.clone())

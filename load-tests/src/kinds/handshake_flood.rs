@@ -59,36 +59,27 @@ impl Kind for HandshakeFlood {
                 reconnect: Duration::from_millis(self.reconnect_ms),
                 pool: Pool::new(self.sources),
             },
-            as_latency: false,
         }))
     }
 }
 
-/// Handshakes, dropped once complete: `handshake-flood` and `tls-churn`.
+/// Handshakes, dropped once complete: `handshake-flood` and `tls-churn`. Their times go in
+/// the report's `handshakes` (never in `ok_latency`: no answer was asked for).
 pub struct HandshakePlan {
     pub driver: Driver,
-    /// Also record each handshake's time as `ok_latency` (what `tls-churn` reported before
-    /// handshake times had a place of their own).
-    pub as_latency: bool,
 }
 
 impl Plan for HandshakePlan {
     fn run(self: Box<Self>, target: Arc<Target>, window: Window) -> BoxFuture<'static, Stats> {
         let stats = Shared::default();
-        let (st, as_latency) = (stats.clone(), self.as_latency);
+        let st = stats.clone();
         Box::pin(self.driver.drive(window, stats, move |ip, deadline| {
-            handshake_once(target.clone(), ip, deadline, st.clone(), as_latency)
+            handshake_once(target.clone(), ip, deadline, st.clone())
         }))
     }
 }
 
-async fn handshake_once(
-    target: Arc<Target>,
-    ip: IpAddr,
-    deadline: Instant,
-    stats: Shared,
-    as_latency: bool,
-) -> Next {
+async fn handshake_once(target: Arc<Target>, ip: IpAddr, deadline: Instant, stats: Shared) -> Next {
     let began = Instant::now();
     stats.lock().handshakes_attempted += 1;
     let Some(tcp) = open_tcp(&target, ip, deadline, &stats).await else {
@@ -96,15 +87,7 @@ async fn handshake_once(
     };
     match open_tls(&target, tcp, began, deadline, &stats).await {
         // Dropped here: the handshake is all this client wanted.
-        Some(_tls) => {
-            if as_latency {
-                stats
-                    .lock()
-                    .ok_latency_us
-                    .saturating_record(super::us_since(began));
-            }
-            Next::Again
-        }
+        Some(_tls) => Next::Again,
         None => Next::Pause,
     }
 }

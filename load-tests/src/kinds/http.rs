@@ -8,16 +8,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout_at};
 
+use super::retry::RetryPolicy;
 use super::{BoxFuture, Plan, Pool, Window, GRACE, RECONNECT_PAUSE};
-use crate::h1::encode_request;
+use crate::h1::{encode_request, H1Error};
 use crate::net::{
-    connect, connect_h1, connect_h2, request, send_h2, H1Conn, H2Sender, Sender, Target,
+    connect, connect_h1, connect_h2, request, send_h2, H1Conn, H2Error, H2Sender, Sender, Target,
 };
-use crate::report::Stats;
+use crate::receipts::{check_receipt, request_body, ReceiptFault};
+use crate::report::{ArrivalStats, Stats};
 
 /// A request lane's work, as the task describes it: pre-signed ballots (sent once each) or
 /// one request repeated. HTTP/2 lanes build a request from it per send; HTTP/1.1 lanes get it
@@ -86,6 +90,10 @@ pub struct Shape {
     /// HTTP/1.1: close the connection after this many answers and reconnect from the next
     /// address, so a few lanes speak from the whole pool.
     pub requests_per_connection: Option<usize>,
+    /// Voters' lanes: retry refused ballots and follow each one's outcome.
+    pub retry: Option<RetryPolicy>,
+    /// Voters' lanes: check each receipt offline with this verifier key.
+    pub verifier_key: Option<Arc<str>>,
 }
 
 /// An HTTP task, ready to start.
@@ -210,6 +218,8 @@ impl HttpPlan {
                         first: first(),
                         window,
                         requests_per_connection: shape.requests_per_connection,
+                        retry: shape.retry,
+                        verifier_key: shape.verifier_key.clone(),
                     };
                     set.spawn(lane.run());
                 }
@@ -229,6 +239,8 @@ impl HttpPlan {
                             interval,
                             at,
                             window,
+                            shape.retry,
+                            shape.verifier_key.clone(),
                         ));
                     }
                 }
@@ -288,6 +300,11 @@ struct LaneH1 {
     first: Instant,
     window: Window,
     requests_per_connection: Option<usize>,
+    /// Voters: how refused ballots are retried (each ballot's outcome is followed);
+    /// absent for hostile kinds, whose requests never retry.
+    retry: Option<RetryPolicy>,
+    /// Voters: the log's verifier key, to check each receipt offline.
+    verifier_key: Option<Arc<str>>,
 }
 
 impl LaneH1 {
@@ -301,27 +318,46 @@ impl LaneH1 {
             first,
             window,
             requests_per_connection,
+            retry,
+            verifier_key,
         } = self;
         let deadline = window.deadline;
-        let mut st = Stats::default();
+        let end = deadline + GRACE;
+        let mut st = Stats::for_lane(retry.is_some());
         // What the warm-up sees is thrown away.
-        let mut warmup = Stats::default();
+        let mut warmup = Stats::for_lane(retry.is_some());
         // Answers in flight at the deadline get GRACE, then are abandoned. One timer for the
         // whole lane: the limit is the same for every request.
-        let give_up = sleep_until((deadline + GRACE).into());
+        let give_up = sleep_until(end.into());
         tokio::pin!(give_up);
+        let mut rng = lane_rng(&from);
         let mut i = 0usize;
+        // The current request when it is being tried again (voters), else `None`.
+        let mut again: Option<Try> = None;
         // Connections this lane has opened (the one opened before the clock is round 0).
         let mut round = usize::from(conn.is_some());
         // Answers on the current connection.
         let mut used = 0usize;
-        while Instant::now() < deadline {
+        loop {
+            if again.is_none() && Instant::now() >= deadline {
+                break;
+            }
             let Some(req) = work.get(i) else {
                 break;
             };
-            let Some(scheduled) = schedule(interval, first, i, deadline).await else {
-                break;
+            let t = match again.take() {
+                Some(t) => t,
+                None => match schedule(interval, first, i, deadline).await {
+                    Some(at) => Try::first(at),
+                    None => break,
+                },
             };
+            if Instant::now() >= end {
+                // A voter still retrying when the run's grace ran out.
+                t.counted(&mut st, &mut warmup, window)
+                    .give_up("timeout", t, None);
+                break;
+            }
             let c = match conn.as_mut() {
                 Some(c) => c,
                 None => {
@@ -339,57 +375,248 @@ impl LaneH1 {
                             conn.insert(c)
                         }
                         None => {
-                            st.io_errors += 1;
+                            st.fail("connect");
+                            let counted = t.counted(&mut st, &mut warmup, window);
+                            match on_failure(retry.as_ref(), t, "connect", counted) {
+                                OnFail::Again(next) => again = Some(next),
+                                OnFail::GiveUp => i += 1,
+                                OnFail::Resend => {}
+                            }
                             sleep(RECONNECT_PAUSE).await;
                             continue;
                         }
                     }
                 }
             };
-            let counted = if scheduled >= window.start {
-                &mut st
-            } else {
-                &mut warmup
-            };
-            let close = tokio::select! {
+            let counted = t.counted(&mut st, &mut warmup, window);
+            let (close, wait) = tokio::select! {
                 biased;
                 answer = c.send(req) => match answer {
                     Ok(answer) => {
-                        counted.answer(answer.status, answer.body, scheduled.elapsed());
-                        i += 1;
+                        counted.answer(answer.status, answer.body, t.scheduled.elapsed());
                         used += 1;
                         // The server ends the connection after this answer (its
                         // `max_requests_per_connection`): a clean close, not a broken one.
                         if answer.close {
                             counted.closed_by_server += 1;
                         }
-                        answer.close || requests_per_connection.is_some_and(|n| used >= n)
+                        let close =
+                            answer.close || requests_per_connection.is_some_and(|n| used >= n);
+                        let receipt = verifier_key.as_deref().map(|k| Receipt {
+                            answer: answer.body,
+                            sent: request_body(req),
+                            verifier_key: k,
+                        });
+                        let then = after_answer(
+                            retry.as_ref(),
+                            t,
+                            answer.status,
+                            answer.retry_after_s,
+                            end,
+                            counted,
+                            &mut rng,
+                            receipt,
+                        );
+                        match then {
+                            Then::Next => {
+                                i += 1;
+                                (close, None)
+                            }
+                            Then::Retry(wait) => {
+                                again = Some(t.retried());
+                                (close, Some(wait))
+                            }
+                        }
+                    }
+                    Err(H1Error::Closed) if used > 0 => {
+                        // The server ended this keep-alive connection between requests (its
+                        // request quota or an idle timeout, without a `Connection: close` on
+                        // the last answer): nothing of this request was answered, so it goes
+                        // again on a new connection, neither an error nor a voter's retry.
+                        counted.closed_by_server += 1;
+                        again = retry.map(|_| t);
+                        (true, None)
                     }
                     Err(_) => {
                         // The connection broke (or its answer could not be framed): drop it
                         // and reconnect; the same request is sent again, which is safe — an
                         // identical ballot is an idempotent repeat.
-                        counted.io_errors += 1;
-                        true
+                        counted.fail("reset");
+                        match on_failure(retry.as_ref(), t, "reset", counted) {
+                            OnFail::Again(next) => again = Some(next),
+                            OnFail::GiveUp => i += 1,
+                            OnFail::Resend => {}
+                        }
+                        (true, None)
                     }
                 },
                 _ = &mut give_up => {
-                    counted.io_errors += 1;
-                    true
+                    counted.fail("timeout");
+                    again = retry.map(|_| t);
+                    (true, None)
                 }
             };
             if close {
                 conn = None;
+            }
+            if let Some(wait) = wait {
+                sleep(wait).await;
             }
         }
         st
     }
 }
 
+/// A lane's current request: when it was due, and how often it has been tried again.
+#[derive(Debug, Clone, Copy)]
+struct Try {
+    /// Its slot on the schedule: latency (and a voter's wait) counts from here.
+    scheduled: Instant,
+    retries: u32,
+}
+
+impl Try {
+    fn first(scheduled: Instant) -> Try {
+        Try {
+            scheduled,
+            retries: 0,
+        }
+    }
+
+    fn retried(self) -> Try {
+        Try {
+            retries: self.retries + 1,
+            ..self
+        }
+    }
+
+    /// Where what this request sees is counted: the run, or the warm-up (thrown away).
+    fn counted<'a>(&self, st: &'a mut Stats, warmup: &'a mut Stats, w: Window) -> &'a mut Stats {
+        if self.scheduled >= w.start {
+            st
+        } else {
+            warmup
+        }
+    }
+}
+
+/// What a lane does after an answer.
+enum Then {
+    /// On to the next request.
+    Next,
+    /// The same request again after this wait (a voter told 429/503).
+    Retry(Duration),
+}
+
+/// A voter's ballot (when `retry` is given) ends here if it was accepted, refused for good,
+/// or its retry budget or the run's grace is spent; else it is tried again after the wait
+/// its `Retry-After` asks. Other requests always move on.
+#[allow(clippy::too_many_arguments)]
+fn after_answer(
+    retry: Option<&RetryPolicy>,
+    t: Try,
+    status: u16,
+    retry_after_s: Option<u64>,
+    end: Instant,
+    counted: &mut Stats,
+    rng: &mut StdRng,
+    receipt: Option<Receipt<'_>>,
+) -> Then {
+    let Some(policy) = retry else {
+        return Then::Next;
+    };
+    if (200..300).contains(&status) {
+        counted.accept(t.retries, t.scheduled.elapsed());
+        if let Some(r) = receipt {
+            counted.receipt(check_receipt(r.answer, r.sent, r.verifier_key));
+        }
+        return Then::Next;
+    }
+    match policy.wait(status, retry_after_s, t.retries, rng) {
+        Some(wait) if Instant::now() + wait < end => Then::Retry(wait),
+        Some(_) => {
+            counted.give_up("timeout", t, Some(status));
+            Then::Next
+        }
+        None => {
+            counted.give_up("status", t, Some(status));
+            Then::Next
+        }
+    }
+}
+
+/// A voter's receipt to check: the 2xx body, the submission it answers, the log's key.
+struct Receipt<'a> {
+    answer: &'a [u8],
+    sent: &'a [u8],
+    verifier_key: &'a str,
+}
+
+/// What a lane does after its connection failed on a request.
+enum OnFail {
+    /// A voter tries the same ballot again (a retry spent).
+    Again(Try),
+    /// A voter's retry budget is spent: the ballot is given up, on to the next.
+    GiveUp,
+    /// Other kinds send the same request again, as its schedule allows.
+    Resend,
+}
+
+fn on_failure(retry: Option<&RetryPolicy>, t: Try, why: &str, counted: &mut Stats) -> OnFail {
+    match retry {
+        None => OnFail::Resend,
+        Some(p) if t.retries < p.max_retries => OnFail::Again(t.retried()),
+        Some(_) => {
+            counted.give_up(why, t, None);
+            OnFail::GiveUp
+        }
+    }
+}
+
+impl Stats {
+    /// A lane's stats; voters' lanes also follow each ballot's outcome.
+    fn for_lane(voters: bool) -> Stats {
+        Stats {
+            arrivals: voters.then(ArrivalStats::default),
+            ..Stats::default()
+        }
+    }
+
+    /// A voter's ballot accepted after `retries` retries, `latency` after it was due.
+    fn accept(&mut self, retries: u32, latency: Duration) {
+        if let Some(a) = self.arrivals.as_mut() {
+            a.accepted(retries, latency);
+        }
+    }
+
+    /// A voter's receipt checked: good (the entry's index) or not.
+    fn receipt(&mut self, checked: Result<u64, ReceiptFault>) {
+        if let Some(a) = self.arrivals.as_mut() {
+            a.receipt(checked);
+        }
+    }
+
+    /// A voter's ballot given up: `why`, and the last status if an answer ended it.
+    fn give_up(&mut self, why: &str, t: Try, status: Option<u16>) {
+        if let Some(a) = self.arrivals.as_mut() {
+            a.failed(t.retries, why, status);
+        }
+    }
+}
+
+/// A lane's generator for retry jitter. Seeded from the lane's slot, so runs of one
+/// scenario wait alike.
+fn lane_rng(from: &Addresses) -> StdRng {
+    StdRng::seed_from_u64(0x5eed_0000 ^ from.slot as u64)
+}
+
 /// One HTTP/2 lane: one stream of a connection shared with the connection's other lanes,
 /// sending its work in order, reconnecting when the server closes. Only requests scheduled
 /// after the warm-up (`window.start`) are counted. The shared slot holds the connection and
-/// how many its lanes have opened (for the next address).
+/// how many its lanes have opened: that count is also the connection's generation, so a
+/// lane whose request failed on an older connection never drops the newer one another lane
+/// has opened already (each server close used to cost two reconnects).
+#[allow(clippy::too_many_arguments)]
 async fn lane_h2(
     target: Arc<Target>,
     from: Addresses,
@@ -398,38 +625,65 @@ async fn lane_h2(
     interval: Option<Duration>,
     first: Instant,
     window: Window,
+    retry: Option<RetryPolicy>,
+    verifier_key: Option<Arc<str>>,
 ) -> Stats {
     let deadline = window.deadline;
-    let mut st = Stats::default();
+    let end = deadline + GRACE;
+    let mut st = Stats::for_lane(retry.is_some());
     // What the warm-up sees is thrown away.
-    let mut warmup = Stats::default();
+    let mut warmup = Stats::for_lane(retry.is_some());
+    let mut rng = lane_rng(&from);
     let mut i = 0usize;
-    while Instant::now() < deadline {
+    let mut again: Option<Try> = None;
+    loop {
+        if again.is_none() && Instant::now() >= deadline {
+            break;
+        }
         let Some((method, path, body)) = work.get(i) else {
             break;
         };
-        let Some(scheduled) = schedule(interval, first, i, deadline).await else {
-            break;
+        let t = match again.take() {
+            Some(t) => t,
+            None => match schedule(interval, first, i, deadline).await {
+                Some(at) => Try::first(at),
+                None => break,
+            },
         };
+        if Instant::now() >= end {
+            t.counted(&mut st, &mut warmup, window)
+                .give_up("timeout", t, None);
+            break;
+        }
         // Every lane of the connection clones its sender; the first to find it gone opens
         // a new one for all.
-        let mut sender = {
+        let (mut sender, generation) = {
             let mut slot = shared.lock().await;
             match slot.0.as_ref() {
-                Some(s) => s.clone(),
-                None => {
+                Some(s) if !s.is_closed() => (s.clone(), slot.1),
+                _ => {
+                    if slot.0.take().is_some() {
+                        // Closed under us (GOAWAY after its request quota): a clean close.
+                        st.closed_by_server += 1;
+                    }
                     // Round 0 was opened before the clock.
                     slot.1 += 1;
                     let ip = from.pool.cycled(from.slot, from.slots, slot.1);
-                    match timeout_at((deadline + GRACE).into(), connect_h2(&target, ip)).await {
+                    match timeout_at(end.into(), connect_h2(&target, ip)).await {
                         Ok(Ok(s)) => {
                             st.connects += 1;
                             slot.0 = Some(s.clone());
-                            s
+                            (s, slot.1)
                         }
                         _ => {
-                            st.io_errors += 1;
+                            st.fail("connect");
                             drop(slot);
+                            let counted = t.counted(&mut st, &mut warmup, window);
+                            match on_failure(retry.as_ref(), t, "connect", counted) {
+                                OnFail::Again(next) => again = Some(next),
+                                OnFail::GiveUp => i += 1,
+                                OnFail::Resend => {}
+                            }
                             sleep(RECONNECT_PAUSE).await;
                             continue;
                         }
@@ -437,23 +691,64 @@ async fn lane_h2(
                 }
             }
         };
+        let body_sent = body.clone();
         let req = request(&target, method, path, body);
-        let counted = if scheduled >= window.start {
-            &mut st
-        } else {
-            &mut warmup
-        };
-        match timeout_at((deadline + GRACE).into(), send_h2(&mut sender, req)).await {
+        let counted = t.counted(&mut st, &mut warmup, window);
+        let failed = match timeout_at(end.into(), send_h2(&mut sender, req)).await {
             Ok(Ok(answer)) => {
-                counted.answer(answer.status.as_u16(), &answer.body, scheduled.elapsed());
-                i += 1;
+                let status = answer.status.as_u16();
+                counted.answer(status, &answer.body, t.scheduled.elapsed());
+                let receipt = verifier_key.as_deref().map(|k| Receipt {
+                    answer: &answer.body,
+                    sent: body_sent.as_deref().unwrap_or_default(),
+                    verifier_key: k,
+                });
+                let then = after_answer(
+                    retry.as_ref(),
+                    t,
+                    status,
+                    answer.retry_after_s,
+                    end,
+                    counted,
+                    &mut rng,
+                    receipt,
+                );
+                match then {
+                    Then::Next => i += 1,
+                    Then::Retry(wait) => {
+                        again = Some(t.retried());
+                        sleep(wait).await;
+                    }
+                }
+                None
             }
-            Ok(Err(_)) | Err(_) => {
-                // The connection broke (or the server closed it after its request quota):
-                // drop it and reconnect; the same request is sent again, which is safe —
-                // an identical ballot is an idempotent repeat.
-                counted.io_errors += 1;
-                shared.lock().await.0 = None;
+            Ok(Err(H2Error::Closed(_))) => {
+                // The server closed the connection gracefully (GOAWAY) before taking this
+                // stream: it goes again on the next connection, neither an error nor a
+                // voter's retry. The close is counted once, by whoever drops the sender.
+                again = retry.map(|_| t);
+                Some(false)
+            }
+            Ok(Err(H2Error::Broken(_))) => {
+                counted.fail("reset");
+                match on_failure(retry.as_ref(), t, "reset", counted) {
+                    OnFail::Again(next) => again = Some(next),
+                    OnFail::GiveUp => i += 1,
+                    OnFail::Resend => {}
+                }
+                Some(true)
+            }
+            Err(_) => {
+                counted.fail("timeout");
+                again = retry.map(|_| t);
+                Some(true)
+            }
+        };
+        if let Some(broken) = failed {
+            // Drop the connection only if it is still the one this request failed on.
+            let mut slot = shared.lock().await;
+            if slot.1 == generation && slot.0.take().is_some() && !broken {
+                st.closed_by_server += 1;
             }
         }
     }

@@ -28,6 +28,7 @@ pub mod hold;
 pub mod http;
 pub mod idle_keepalive;
 pub mod idle_tcp;
+pub mod retry;
 pub mod slow_body;
 pub mod slow_read;
 pub mod slowloris;
@@ -62,6 +63,11 @@ pub trait Kind: Send + Sync {
     fn voters_wanted(&self, _s: &Scenario) -> usize {
         0
     }
+    /// Whether the task can do with fewer keys than it wants (its ballots cycle over its
+    /// keys with rising seqs), when the voters file is short of what all tasks want.
+    fn shares_voters(&self) -> bool {
+        false
+    }
     /// Sockets the task may hold at once, for the open-files check at start.
     fn max_sockets(&self) -> usize;
     /// Everything costly, before the clock: signing, encoding.
@@ -75,6 +81,12 @@ pub struct PlanContext<'a> {
     pub voters: &'a [VoterSecret],
     /// The first voter no earlier task has taken; a task that takes voters moves it on.
     pub voter_offset: usize,
+    /// Keys this task may take from `voter_offset` on (what it wants, or its share of a
+    /// file too small for every task: see [`crate::runner::allot`]).
+    pub voters_allotted: usize,
+    /// The log's verifier key (from `GET /v1/election`), when the scenario checks receipts:
+    /// voters check each receipt offline with it.
+    pub verifier_key: Option<std::sync::Arc<str>>,
     /// The `Host` header HTTP/1.1 requests carry.
     pub host: &'a str,
     pub target: &'a Target,

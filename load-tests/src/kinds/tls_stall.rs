@@ -78,7 +78,7 @@ impl Kind for TlsStall {
 }
 
 /// The ClientHello record our TLS client would send to `target`, as bytes.
-fn client_hello(target: &Target) -> anyhow::Result<Vec<u8>> {
+pub(super) fn client_hello(target: &Target) -> anyhow::Result<Vec<u8>> {
     let cfg = target
         .tls(false)
         .ok_or_else(|| anyhow::anyhow!("tls-stall needs a TLS target"))?;

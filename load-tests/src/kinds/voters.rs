@@ -2,11 +2,14 @@
 //! before the clock, each voter revoting with rising `seq` — the throughput and latency
 //! kind. (`arrivals` is the kind where each voter comes once, on a fresh connection.)
 
+use std::time::Duration;
+
 use ipnet::IpNet;
 use serde::Deserialize;
 use urna::ballot::keys::VoterSecret;
 
 use super::http::{check_streams, http_plan, Shape, Work};
+use super::retry::RetryPolicy;
 use super::{check_connections, check_pool, check_rate, Kind, Plan, PlanContext, Pool};
 use crate::ballots::{presign, seq_base};
 use crate::scenario::Scenario;
@@ -40,6 +43,22 @@ pub struct Voters {
     /// Only voters of this algorithm (`ed25519` or `p256`); absent: every voter.
     #[serde(default)]
     pub alg: Option<String>,
+    /// Retries of one ballot (0..=100) after a 429/503 (waiting out its `Retry-After`,
+    /// × a random factor in [0.5, 1.5]) or a broken connection; then it is given up and
+    /// counted as failed.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Longest wait for one `Retry-After` (jitter included), in ms (1..=600000).
+    #[serde(default = "default_max_retry_wait_ms")]
+    pub max_retry_wait_ms: u64,
+}
+
+pub fn default_max_retries() -> u32 {
+    5
+}
+
+pub fn default_max_retry_wait_ms() -> u64 {
+    10_000
 }
 
 pub fn default_payload_bytes() -> usize {
@@ -64,12 +83,24 @@ impl Kind for Voters {
             "task {name}: ballots must be in 1..={MAX_BALLOTS}"
         );
         anyhow::ensure!(s.voters.is_some(), "task {name}: needs `voters`");
+        anyhow::ensure!(
+            self.max_retries <= 100,
+            "task {name}: max_retries must be at most 100"
+        );
+        anyhow::ensure!(
+            (1..=600_000).contains(&self.max_retry_wait_ms),
+            "task {name}: max_retry_wait_ms must be in 1..=600000"
+        );
         check_rate(name, self.rate_per_s)?;
         check_streams(name, self.http2, self.streams_per_connection)
     }
 
     fn voters_wanted(&self, _: &Scenario) -> usize {
         self.ballots
+    }
+
+    fn shares_voters(&self) -> bool {
+        true
     }
 
     fn max_sockets(&self) -> usize {
@@ -83,7 +114,7 @@ impl Kind for Voters {
         let wanted = |v: &VoterSecret| alg.is_none_or(|a| v.alg().as_str() == a);
         let picked: Vec<usize> = (cx.voter_offset..cx.voters.len())
             .filter(|&i| wanted(&cx.voters[i]))
-            .take(self.ballots)
+            .take(self.ballots.min(cx.voters_allotted))
             .collect();
         anyhow::ensure!(
             !picked.is_empty(),
@@ -109,6 +140,11 @@ impl Kind for Voters {
             rate_per_s: self.rate_per_s,
             pool: Pool::new(self.sources),
             requests_per_connection: None,
+            retry: Some(RetryPolicy {
+                max_retries: self.max_retries,
+                max_wait: Duration::from_millis(self.max_retry_wait_ms),
+            }),
+            verifier_key: cx.verifier_key.clone(),
         };
         Ok(Box::new(http_plan(shape, cx.host, || {
             Work::Ballots(lists.next().unwrap_or_default())
