@@ -248,6 +248,14 @@ struct AuditArgs {
     /// Say on stderr how far the audit has got, at most this often; 0: never.
     #[arg(long, default_value_t = 10_000)]
     progress_ms: u64,
+    /// Violations printed in full for each kind (every one is counted): a forged log can
+    /// break a rule in each of millions of entries.
+    #[arg(long, default_value_t = urna::audit::report::DEFAULT_KEEP_PER_KIND)]
+    max_per_kind: usize,
+    /// Write the tally-ready set here: each voter's counted ballot under the election's
+    /// revote policy, one JSON line a voter, sorted by voter; its SHA-256 is in the summary.
+    #[arg(long)]
+    tally: Option<PathBuf>,
 }
 
 impl AuditArgs {
@@ -329,6 +337,8 @@ fn audit(args: AuditArgs) -> u8 {
             save_to: args.save_to.clone(),
             progress_every: (args.progress_ms > 0)
                 .then(|| std::time::Duration::from_millis(args.progress_ms)),
+            max_per_kind: args.max_per_kind,
+            tally: args.tally.clone(),
         })
     })();
     let req = match prepared {
@@ -344,19 +354,45 @@ fn audit(args: AuditArgs) -> u8 {
     };
     let started = std::time::Instant::now();
     match rt.block_on(urna::audit::audit(req)) {
-        Ok(s) => {
+        Ok(r) => {
+            let code = if r.ok() { 0 } else { AUDIT_FAILED };
             if json {
-                let mut v = serde_json::to_value(&s).unwrap_or_default();
-                v["ok"] = true.into();
+                let mut v = serde_json::to_value(&r.summary).unwrap_or_default();
+                v["ok"] = r.ok().into();
+                v["complete"] = r.complete.into();
+                v["log_fault"] = (!r.ok()).into();
+                v["violations_total"] = r.violations.total().into();
+                v["violations_omitted"] = r.violations.omitted().into();
+                v["violations"] = serde_json::to_value(r.violations.kept().collect::<Vec<_>>())
+                    .unwrap_or_default();
+                if let Some(first) = r.violations.kept().next() {
+                    v["error"] = first.to_string().into();
+                }
                 println!("{v}");
-            } else {
+            } else if r.ok() {
                 println!(
                     "OK: the log verifies ({} ms)",
                     started.elapsed().as_millis()
                 );
-                print!("{s}");
+                print!("{}", r.summary);
+            } else {
+                let how = if r.complete {
+                    "".to_owned()
+                } else {
+                    format!(
+                        " (stopped after {} of {} entries)",
+                        r.summary.checked, r.summary.tree_size
+                    )
+                };
+                eprintln!(
+                    "AUDIT FAILED: {} violations of {} kinds{how}",
+                    r.violations.total(),
+                    r.summary.violation_counts.len()
+                );
+                eprint!("{}", r.violations.text());
+                print!("{}", r.summary);
             }
-            0
+            code
         }
         Err(e) if e.is_log_fault() => report(AUDIT_FAILED, e.to_string()),
         Err(e) => report(AUDIT_INCOMPLETE, e.to_string()),
