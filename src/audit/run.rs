@@ -1,7 +1,8 @@
 //! The order of an audit's work (`urna audit`): fetch and verify the checkpoint, then stream
 //! the entry bundles in order, a bounded number ahead, each prepared (decoded, signatures
 //! verified) on a blocking thread while the next ones are fetched, and applied in log order;
-//! then the tiles above level 0 and the root. Memory: the bundles in flight, the tree's
+//! then the tiles above level 0 and the root. A violation is recorded and the audit goes on;
+//! only what leaves nothing further to check stops it. Memory: the bundles in flight, the tree's
 //! O(log n) compact range and tile buffers, and the per-voter state (sized by the roll).
 
 use std::collections::VecDeque;
