@@ -798,7 +798,7 @@ async fn every_tampering_is_named_by_index_and_kind_in_one_run() {
     );
     assert!(
         text.stderr
-            .contains(&format!("outside_window: 30\n  entry 267: voter ed25519 "))
+            .contains("outside_window: 30\n  entry 267: voter ed25519 ")
             || text
                 .stderr
                 .contains("outside_window: 30\n  entry 267: voter p256 "),
