@@ -182,8 +182,10 @@ pub fn prepare_bundle(
         while !rest.is_empty() {
             let n = raw.len();
             if n == width_n {
+                // Named by the bundle's last entry, the one the stray bytes follow (found
+                // by the audit_bundle fuzz target: `first + n` was past the bundle).
                 violations.push(Violation::at(
-                    first + n as u64,
+                    first + n as u64 - 1,
                     ViolationKind::BundleMalformed,
                     format!("{path}: {} bytes after its {width} entries", rest.len()),
                 ));
