@@ -231,7 +231,7 @@ fn bench_audit(c: &mut Criterion, s: &Setup) {
     let mut g = c.benchmark_group("audit_bundle");
     g.throughput(Throughput::Elements(256));
     g.bench_function("ed25519_256", |b| {
-        b.iter(|| prepare_bundle(1, 256, black_box(&bundle), Vec::new()).unwrap())
+        b.iter(|| prepare_bundle(1, 256, Some(black_box(&bundle)), None))
     });
     g.finish();
 }

@@ -344,10 +344,18 @@ async fn a_mirror_with_one_entry_byte_changed_fails_naming_the_entry_or_tile() {
     assert_eq!(run.code, 1);
     let (fault, msg) = run.json_failure();
     assert!(fault, "{msg}");
+    // Not the voter's signature: the leaf hash the log committed to in its tile.
     assert!(
-        msg.starts_with("tile/0/001.p/8: hash 2 (node 258 at height 0) differs"),
+        msg.starts_with("entry 258: its leaf hash is not hash 2 of tile/0/001.p/8"),
         "{msg}"
     );
+    let j = run.json();
+    assert_eq!(
+        j["violation_counts"],
+        serde_json::json!({"entry_hash_mismatch": 1})
+    );
+    assert_eq!(j["violations"][0]["index"], 258);
+    assert_eq!(j["violations"][0]["kind"], "entry_hash_mismatch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,9 +370,10 @@ async fn a_mirror_missing_entries_or_with_truncated_files_fails_naming_the_path(
     let bundle = std::fs::read(&p).unwrap();
     let last = entry_range(&bundle, 7);
     std::fs::write(&p, &bundle[..last.start - 2]).unwrap();
+    // Named by its index, not by its bundle.
     assert_fails(
         &e.audit_dir(&m, &[]),
-        "tile/entries/001.p/8: holds 7 entries, expected 8",
+        "entry 263: not in tile/entries/001.p/8, though tile/0/001.p/8 commits to its hash",
     );
 
     let m = copy_of(&mirror, "tile-truncated");
@@ -392,9 +401,15 @@ async fn a_checkpoint_signed_by_another_key_fails() {
     let forged = sign_checkpoint(&other, cp.size, Hash(cp.root)).unwrap();
     let m = copy_of(&mirror, "other-key");
     std::fs::write(m.join("checkpoint"), &forged.note).unwrap();
+    let run = e.audit_dir(&m, &[]);
     assert_fails(
-        &e.audit_dir(&m, &[]),
-        "checkpoint: checkpoint signature does not verify",
+        &run,
+        "checkpoint: key hash mismatch: the checkpoint is signed by",
+    );
+    assert!(
+        run.stderr.contains("checkpoint_signature: 1"),
+        "{}",
+        run.stderr
     );
     // Audited with that other key instead, the manifest still names the real one.
     let run = audit(
@@ -408,7 +423,12 @@ async fn a_checkpoint_signed_by_another_key_fails() {
             &path(&m),
         ],
     );
-    assert_fails(&run, "manifest (entry 0): names log key");
+    assert_fails(&run, "entry 0: the manifest names log key");
+    assert!(
+        run.stderr.contains("manifest_key_mismatch: 1"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,4 +601,342 @@ async fn an_older_checkpoint_is_audited_from_the_full_tiles_when_its_partial_one
         &e.audit_dir(&m, &[]),
         &format!("tile/entries/000{partial}: not served by"),
     );
+}
+
+/// The entries of a mirror, in log order.
+fn mirror_entries(mirror: &Path, size: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for n in 0..size.div_ceil(256) {
+        let w = (size - n * 256).min(256) as u32;
+        let p = urna::log::tiles::Resource::Entries { index: n, width: w }.path();
+        out.extend(e2e::parse_bundle(&std::fs::read(mirror.join(p)).unwrap()));
+    }
+    out
+}
+
+/// Writes `entries` as a complete mirror at `dir` (bundles, every hash tile, a checkpoint
+/// signed by `key`): what an operator holding the log key publishes after rewriting history.
+fn write_mirror(dir: &Path, key: &LogKey, entries: &[Vec<u8>]) {
+    use urna::log::tiles::{push_bundle_entry, Resource};
+    let mut store = urna::log::tree::HashStore::new();
+    for e in entries {
+        store.append(tlog_tiles::record_hash(e));
+    }
+    let size = entries.len() as u64;
+    let write = |p: String, bytes: &[u8]| {
+        let to = dir.join(p);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    };
+    for level in 0u8..8 {
+        let nodes = size >> (8 * u32::from(level));
+        if nodes == 0 {
+            break;
+        }
+        for index in 0..nodes.div_ceil(256) {
+            let width = (nodes - index * 256).min(256) as u32;
+            let tile = store.tile(level, index, width).unwrap();
+            write(
+                Resource::Tile {
+                    level,
+                    index,
+                    width,
+                }
+                .path(),
+                &tile,
+            );
+            if level == 0 {
+                let mut bundle = Vec::new();
+                let first = (index * 256) as usize;
+                for e in &entries[first..first + width as usize] {
+                    push_bundle_entry(&mut bundle, e);
+                }
+                write(Resource::Entries { index, width }.path(), &bundle);
+            }
+        }
+    }
+    let cp = sign_checkpoint(key, size, store.root(size).unwrap()).unwrap();
+    write("checkpoint".into(), &cp.note);
+}
+
+/// A ballot entry signed by `v`, received at `received_ms`.
+fn entry(v: &urna::ballot::VoterSecret, seq: u64, payload: &str, received_ms: u64) -> Vec<u8> {
+    use urna::ballot::{encode_entry, parse_submission, verify, Limits};
+    let json = v.sign_submission(ELECTION, seq, payload.as_bytes());
+    let b = parse_submission(json.as_bytes(), &Limits::default()).unwrap();
+    encode_entry(&verify(b).unwrap(), received_ms)
+}
+
+fn received_ms(entry: &[u8]) -> u64 {
+    match urna::ballot::decode_entry(entry).unwrap() {
+        urna::ballot::Entry::Ballot(lb) => lb.received_ms,
+        urna::ballot::Entry::Manifest(_) => panic!("a manifest"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tampering_is_named_by_index_and_kind_in_one_run() {
+    use urna::ballot::{decode_entry, Election as Rules, Entry, Manifest};
+    let (e, mirror) = mirrored().await;
+    let size = e.ballots + 1;
+    let log = mirror_entries(&mirror, size);
+    let voters = e2e::voters(e.dir.path());
+    let key = LogKey::from_file(&e.dir.path().join("data/log.key")).unwrap();
+    let Entry::Manifest(m) = decode_entry(&log[0]).unwrap() else {
+        panic!("entry 0 is not the manifest")
+    };
+    // Rewritten history, re-signed with the log's own key so tiles and root agree:
+    // a manifest naming another roll, whose window closes right after the real ballots.
+    let close = log[1..].iter().map(|b| received_ms(b)).max().unwrap() + 1;
+    let rules = Rules::new(
+        ELECTION,
+        m.election.revote(),
+        m.election.opens_at_ms(),
+        Some(close),
+    )
+    .unwrap();
+    let mut forged = vec![Manifest {
+        election: rules,
+        roll_sha256: [9; 32],
+        log_verifier_key: m.log_verifier_key.clone(),
+    }
+    .encode()
+    .unwrap()];
+    forged.extend_from_slice(&log[1..]);
+    let in_time = close - 1;
+    // A replay of the Ed25519 voter's seq-2 ballot, after their seq 3 (entries 261, 263).
+    let mut stale = log[261].clone();
+    stale[1..9].copy_from_slice(&in_time.to_be_bytes());
+    forged.push(stale); // 264
+    let stranger = urna::ballot::VoterSecret::ed25519_from_seed(&[77; 32]);
+    forged.push(entry(&stranger, 1, "not on the roll", in_time)); // 265
+    let mut bad_sig = entry(&voters[20], 2, "forged", in_time);
+    let n = bad_sig.len();
+    bad_sig[n - 40] ^= 1;
+    forged.push(bad_sig); // 266
+    for (k, v) in voters[30..60].iter().enumerate() {
+        forged.push(entry(v, 2, "too late", close + k as u64)); // 267..=296
+    }
+    let m = e.dir.path().join("rewritten");
+    write_mirror(&m, &key, &forged);
+
+    // Then, under the signed tree: a payload byte of entry 100 changed, entry 150 dropped,
+    // and the checkpoint's signature forged.
+    let bundle_path = m.join("tile/entries/000");
+    let mut entries = e2e::parse_bundle(&std::fs::read(&bundle_path).unwrap());
+    let n = entries[100].len();
+    entries[100][n - 65] ^= 1;
+    entries.remove(150);
+    let mut bundle = Vec::new();
+    for x in &entries {
+        urna::log::tiles::push_bundle_entry(&mut bundle, x);
+    }
+    std::fs::write(&bundle_path, bundle).unwrap();
+    let cp_path = m.join("checkpoint");
+    let cp = std::fs::read_to_string(&cp_path).unwrap();
+    let (head, sig) = cp.trim_end().rsplit_once(' ').unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut raw = b64.decode(sig).unwrap();
+    raw[20] ^= 1;
+    std::fs::write(&cp_path, format!("{head} {}\n", b64.encode(raw))).unwrap();
+
+    let run = e.audit_dir(&m, &["--json", "--max-per-kind", "5"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let j = run.json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["complete"], true);
+    assert_eq!(j["checked"], forged.len());
+    assert_eq!(
+        j["violation_counts"],
+        serde_json::json!({
+            "checkpoint_signature": 1,
+            "roll_hash_mismatch": 1,
+            "bad_signature": 2,
+            "entry_hash_mismatch": 1,
+            "missing_entry": 1,
+            "stale_seq": 1,
+            "not_on_roll": 1,
+            "outside_window": 30,
+        })
+    );
+    assert_eq!(j["violations_total"], 38);
+    // Five of the 30 late ones kept in full.
+    assert_eq!(j["violations_omitted"], 25);
+    let mut got: Vec<(Option<u64>, String)> = j["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["index"].as_u64(), v["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(Option<u64>, String)> = [
+        (None, "checkpoint_signature"),
+        (Some(0), "roll_hash_mismatch"),
+        (Some(100), "bad_signature"),
+        (Some(100), "entry_hash_mismatch"),
+        (Some(150), "missing_entry"),
+        (Some(264), "stale_seq"),
+        (Some(265), "not_on_roll"),
+        (Some(266), "bad_signature"),
+    ]
+    .into_iter()
+    .map(|(i, k)| (i, k.to_owned()))
+    .chain((267..272).map(|i| (Some(i), "outside_window".to_owned())))
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // The text report: grouped by kind with counts, the first N of each in full.
+    let text = e.audit_dir(&m, &["--max-per-kind", "2"]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stderr
+            .starts_with("AUDIT FAILED: 38 violations of 8 kinds\n"),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stderr
+            .contains("outside_window: 30\n  entry 267: voter ed25519 ")
+            || text
+                .stderr
+                .contains("outside_window: 30\n  entry 267: voter p256 "),
+        "{}",
+        text.stderr
+    );
+    assert!(text.stderr.contains("  … and 28 more\n"), "{}", text.stderr);
+    assert!(
+        text.stderr
+            .contains("checkpoint: the signature by urna.localhost/e2e-2026+"),
+        "{}",
+        text.stderr
+    );
+    assert!(
+        text.stdout.contains("checked:           297"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_of_another_log_is_the_auditors_mistake_not_the_logs() {
+    let (e, mirror) = mirrored().await;
+    let (_, other) = LogKey::generate("urna.example/another-election").unwrap();
+    let run = audit(
+        e.dir.path(),
+        &[
+            "--vkey",
+            other.verifier_key(),
+            "--roll",
+            &e.roll(),
+            "--dir",
+            &path(&mirror),
+        ],
+    );
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("audit incomplete: checkpoint: the verifier key names log \"urna.example/another-election\"")
+            && run.stderr.contains("key name mismatch, the key given is another log's"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tally_holds_each_voters_counted_ballot_sorted_with_its_hash_in_the_summary() {
+    use sha2::Digest as _;
+    let (e, mirror) = mirrored().await;
+    let tally = e.dir.path().join("tally.jsonl");
+    let run = e.audit_dir(&mirror, &["--json", "--tally", &path(&tally)]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let bytes = std::fs::read(&tally).unwrap();
+    let sha: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(run.json()["tally_sha256"], sha.as_str());
+    // Nothing but the file is left beside it.
+    let left: Vec<_> = std::fs::read_dir(e.dir.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("tally"))
+        .collect();
+    assert_eq!(left, ["tally.jsonl"]);
+
+    let lines: Vec<serde_json::Value> = std::str::from_utf8(&bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, e.distinct_voters);
+    // Sorted by voter: algorithm name, then key bytes.
+    use base64::Engine as _;
+    let key = |l: &serde_json::Value| {
+        let (alg, k) = l["voter"].as_str().unwrap().split_once(' ').unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(k)
+            .unwrap();
+        (alg.to_owned(), raw)
+    };
+    assert!(lines.windows(2).all(|w| key(&w[0]) < key(&w[1])));
+    // The revoters' last ballots count: the Ed25519 voter's seq 3 (entry 263), the P-256
+    // voter's seq 2 (entry 262); every other voter's only ballot.
+    let payload = |l: &serde_json::Value| {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(l["payload"].as_str().unwrap())
+            .unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let revoted: Vec<_> = lines.iter().filter(|l| l["seq"] != 1).collect();
+    assert_eq!(revoted.len(), 2);
+    let mut seen: Vec<(u64, u64, String)> = revoted
+        .iter()
+        .map(|l| {
+            (
+                l["index"].as_u64().unwrap(),
+                l["seq"].as_u64().unwrap(),
+                payload(l),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (262, 2, "changed my mind 2".to_owned()),
+            (263, 3, "changed my mind 3".to_owned())
+        ]
+    );
+    assert!(lines.iter().all(|l| l["received_ms"].as_u64().unwrap() > 0));
+    assert!(lines
+        .iter()
+        .all(|l| l["index"].as_u64().unwrap() >= 1 && l["index"].as_u64().unwrap() <= 263));
+
+    // A second observer, over HTTPS this time, gets the same file, byte for byte.
+    let tally2 = e.dir.path().join("tally-2.jsonl");
+    let (vkey, roll, url, ca) = (e.vkey_file(), e.roll(), e.url(), e.ca());
+    let run2 = audit(
+        e.dir.path(),
+        &[
+            "--vkey",
+            &vkey,
+            "--roll",
+            &roll,
+            "--url",
+            &url,
+            "--ca",
+            &ca,
+            "--tally",
+            &path(&tally2),
+        ],
+    );
+    assert_eq!(run2.code, 0, "{}\n{}", run2.stdout, run2.stderr);
+    // Nothing was cast since: the same tree, so the same tally.
+    assert!(
+        run2.stdout.contains(&format!("tally sha256:      {sha}")),
+        "{}",
+        run2.stdout
+    );
+    assert_eq!(std::fs::read(&tally2).unwrap(), bytes);
 }

@@ -19,7 +19,6 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
@@ -105,20 +104,37 @@ impl Source {
 }
 
 async fn read_file(path: &Path, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FetchError::NotFound),
-        Err(e) => return Err(FetchError::Io(format!("{}: {e}", path.display()))),
+    // Sized from the file's length, read on a blocking thread with std: tokio's
+    // `read_to_end` under a `take(max_bytes + 1)` held ~16 MiB (the bundle bound) for each
+    // bundle in flight, whatever the bundle's size (measured: max RSS 798 MB at
+    // `--bundles-ahead 32`, 250 MB at 1, auditing 1,000,001 entries).
+    let path = path.to_owned();
+    let read = move || {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FetchError::NotFound),
+            Err(e) => return Err(FetchError::Io(format!("{}: {e}", path.display()))),
+        };
+        let io = |e: std::io::Error| FetchError::Io(format!("{}: {e}", path.display()));
+        let len = file.metadata().map_err(io)?.len();
+        if len > max_bytes as u64 {
+            return Err(FetchError::TooLarge { max: max_bytes });
+        }
+        // At most `max_bytes`, checked above.
+        let mut out = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, max_bytes as u64 + 1),
+            &mut out,
+        )
+        .map_err(io)?;
+        if out.len() > max_bytes {
+            return Err(FetchError::TooLarge { max: max_bytes });
+        }
+        Ok(out)
     };
-    let mut out = Vec::new();
-    file.take(max_bytes as u64 + 1)
-        .read_to_end(&mut out)
+    tokio::task::spawn_blocking(read)
         .await
-        .map_err(|e| FetchError::Io(format!("{}: {e}", path.display())))?;
-    if out.len() > max_bytes {
-        return Err(FetchError::TooLarge { max: max_bytes });
-    }
-    Ok(out)
+        .map_err(|e| FetchError::Io(format!("reading a file: {e}")))?
 }
 
 /// Writes `bytes` as `<dir>/<path>` (a mirror of what was fetched).

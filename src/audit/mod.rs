@@ -4,6 +4,8 @@
 //! - [`receipt`] — offline receipt verification (`urna verify-receipt`); checkpoints.
 //! - [`tree`]    — the RFC 6962 tree and its hash tiles, rebuilt leaf by leaf. Spec code.
 //! - [`check`]   — a whole log's checks: entries, signatures, rules, tiles, root. Spec code.
+//! - [`report`]  — what an audit found: violations by index and kind, bounded. Spec code.
+//! - [`tally`]   — the tally-ready set (`urna audit --tally`): each voter's counted ballot.
 //! - [`fetch`]   — where the public files come from: HTTPS or a mirror directory.
 //! - [`run`]     — the order of an audit's work (`urna audit`).
 
@@ -11,9 +13,12 @@ pub mod check;
 pub mod fetch;
 pub mod proof;
 pub mod receipt;
+pub mod report;
 pub mod run;
+pub mod tally;
 pub mod tree;
 
-pub use check::{AuditError, Summary};
+pub use check::{AuditError, Report, Summary};
 pub use fetch::{FetchLimits, HttpsSource, Source};
+pub use report::{Violation, ViolationKind, Violations};
 pub use run::{audit, AuditRequest};

@@ -1,7 +1,8 @@
 //! The order of an audit's work (`urna audit`): fetch and verify the checkpoint, then stream
 //! the entry bundles in order, a bounded number ahead, each prepared (decoded, signatures
 //! verified) on a blocking thread while the next ones are fetched, and applied in log order;
-//! then the tiles above level 0 and the root. Memory: the bundles in flight, the tree's
+//! then the tiles above level 0 and the root. A violation is recorded and the audit goes on;
+//! only what leaves nothing further to check stops it. Memory: the bundles in flight, the tree's
 //! O(log n) compact range and tile buffers, and the per-voter state (sized by the roll).
 
 use std::collections::VecDeque;
@@ -10,11 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::check::{
-    bundle_path, bundle_prefix, bundles, prepare_bundle, AuditError, LogAudit, PreparedBundle,
-    Summary,
+    bundle_path, bundle_prefix, bundles, diagnose_signature, parse_checkpoint_unverified,
+    prepare_bundle, AuditError, LogAudit, PreparedBundle, Report, SignatureFailure,
 };
 use super::fetch::{save, Source};
-use super::receipt::verify_checkpoint;
+use super::receipt::{verify_checkpoint, ReceiptError};
+use super::report::{Violation, ViolationKind};
+use super::tally::TallyWriter;
 use crate::ballot::Roll;
 use crate::log::tiles::Resource;
 
@@ -43,28 +46,69 @@ pub struct AuditRequest {
     /// defaults), so a 10M-ballot election takes hours: without a sign of life an observer
     /// cannot tell a slow audit from a stuck one.
     pub progress_every: Option<Duration>,
+    /// Violations kept in full per kind (all are counted): a forged log may break a rule
+    /// in every entry, and must not choose the auditor's memory.
+    pub max_per_kind: usize,
+    /// Write the tally-ready set here (`--tally`).
+    pub tally: Option<PathBuf>,
 }
 
-/// Runs the audit. `Ok` only if every check passed.
-pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
+/// Runs the audit. `Ok` with the report of what it found (violations included: check
+/// [`Report::ok`]); `Err` if it could not go on for a reason that is not a broken rule of
+/// the log (the auditor's trouble fetching, a key of another log, the tally file), or if
+/// the log gives nothing to audit (no checkpoint, an empty tree).
+pub async fn audit(req: AuditRequest) -> Result<Report, AuditError> {
     let src = req.source.clone();
     let save_to = req.save_to.clone();
     let checkpoint_note = fetch(&src, save_to.as_ref(), "checkpoint", MAX_CHECKPOINT_BYTES).await?;
-    let checkpoint =
-        verify_checkpoint(&checkpoint_note, &req.verifier_key).map_err(AuditError::Checkpoint)?;
+    let mut early = Vec::new();
+    let checkpoint = match verify_checkpoint(&checkpoint_note, &req.verifier_key) {
+        Ok(c) => c,
+        Err(e @ ReceiptError::Key(_)) => return Err(AuditError::Checkpoint(e)),
+        Err(e) => {
+            // Audit the tree the unverified checkpoint names anyway: the report then names
+            // every other violation too, not only the signature.
+            let body = parse_checkpoint_unverified(&checkpoint_note)
+                .map_err(|m| AuditError::Checkpoint(ReceiptError::Checkpoint(m)))?;
+            let message = match (
+                &e,
+                diagnose_signature(&checkpoint_note, &req.verifier_key, &body.origin),
+            ) {
+                (_, SignatureFailure::KeyOfAnotherLog(m)) => {
+                    return Err(AuditError::KeyOfAnotherLog(m))
+                }
+                (ReceiptError::Signature(_), SignatureFailure::Log(m)) => m,
+                (other, _) => other.to_string(),
+            };
+            let kind = match e {
+                ReceiptError::Signature(_) => ViolationKind::CheckpointSignature,
+                _ => ViolationKind::CheckpointMalformed,
+            };
+            early.push(Violation::log(kind, format!("checkpoint: {message}")));
+            body
+        }
+    };
     let previous = req
         .previous
         .as_deref()
         .map(|p| verify_checkpoint(p, &req.verifier_key).map_err(AuditError::Previous))
         .transpose()?;
-    let mut audit = LogAudit::new(req.roll.clone(), &req.verifier_key, checkpoint, previous)?;
+    let mut audit = LogAudit::new(req.roll.clone(), &req.verifier_key, checkpoint, previous)?
+        .keep_per_kind(req.max_per_kind);
+    if let Some(path) = &req.tally {
+        let t = TallyWriter::create(path, req.roll.len())
+            .map_err(|e| AuditError::Tally(format!("{}: {e}", path.display())))?;
+        audit = audit.with_tally(t);
+    }
+    for v in early {
+        audit.record(v);
+    }
     let size = audit.size();
 
     let mut todo = bundles(size);
     let mut inflight = Inflight(VecDeque::new());
     let started = Instant::now();
     let mut said = started;
-    let mut checked = 0u64;
     let ahead = req.bundles_ahead.max(1);
     // Bounded: each turn applies one bundle, and there are ceil(size / 256) of them.
     loop {
@@ -78,16 +122,38 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
             inflight.0.push_back((
                 task_path,
                 tokio::spawn(async move {
-                    let (bundle, tile) = tokio::try_join!(
+                    let (bundle, tile) = tokio::join!(
                         fetch_partial(&src, save_to.as_ref(), Kind::Entries, index, width),
                         fetch_partial(&src, save_to.as_ref(), Kind::Tile(0), index, width),
-                    )?;
-                    tokio::task::spawn_blocking(move || prepare_bundle(index, width, &bundle, tile))
-                        .await
-                        .map_err(|e| AuditError::Fetch {
-                            path: bundle_path(index, width),
-                            reason: format!("preparing the bundle failed: {e}"),
-                        })?
+                    );
+                    // A file not served is the log's violation, and the audit goes on with
+                    // what the other gives; anything else stops it.
+                    let mut missing = Vec::new();
+                    let mut served = |r: Result<Vec<u8>, AuditError>| match r {
+                        Ok(b) => Ok(Some(b)),
+                        Err(e @ AuditError::NotServed { .. }) => {
+                            missing.push(Violation::at(
+                                index * crate::log::tiles::TILE_WIDTH,
+                                ViolationKind::NotServed,
+                                e.to_string(),
+                            ));
+                            Ok(None)
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let bundle = served(bundle)?;
+                    let tile = served(tile)?;
+                    let mut prepared = tokio::task::spawn_blocking(move || {
+                        prepare_bundle(index, width, bundle.as_deref(), tile.as_deref())
+                    })
+                    .await
+                    .map_err(|e| AuditError::Fetch {
+                        path: bundle_path(index, width),
+                        reason: format!("preparing the bundle failed: {e}"),
+                    })?;
+                    missing.append(&mut prepared.violations);
+                    prepared.violations = missing;
+                    Ok::<PreparedBundle, AuditError>(prepared)
                 }),
             ));
         }
@@ -98,25 +164,52 @@ pub async fn audit(req: AuditRequest) -> Result<Summary, AuditError> {
             path: task_path,
             reason: format!("its fetch task failed: {e}"),
         })??;
-        checked += prepared.entries.len() as u64;
-        for tile in audit.apply(prepared)? {
-            let bytes = fetch(&src, save_to.as_ref(), &tile.path(), MAX_TILE_BYTES).await?;
-            audit.check_tile(&tile, &bytes)?;
+        let due = match audit.apply(prepared) {
+            Ok(due) => due,
+            Err(stop) => {
+                // The tree cannot be rebuilt further: report what was found so far.
+                audit.record(stop.violation());
+                break;
+            }
+        };
+        for tile in due {
+            match fetch(&src, save_to.as_ref(), &tile.path(), MAX_TILE_BYTES).await {
+                Ok(bytes) => audit.check_tile(&tile, &bytes),
+                Err(e @ AuditError::NotServed { .. }) => audit.record(Violation::at(
+                    tile.first_entry(),
+                    ViolationKind::NotServed,
+                    e.to_string(),
+                )),
+                Err(e) => return Err(e),
+            }
         }
         if req
             .progress_every
             .is_some_and(|every| said.elapsed() >= every)
         {
-            eprintln!("{}", progress_line(checked, size, started.elapsed()));
+            eprintln!(
+                "{}",
+                progress_line(audit.checked(), size, started.elapsed())
+            );
             said = Instant::now();
         }
     }
-    for tile in audit.final_tiles() {
-        // Partial: fewer than 256 hashes by construction.
-        let width = tile.hashes.len() as u32;
-        let kind = Kind::Tile(tile.level);
-        let bytes = fetch_partial(&src, save_to.as_ref(), kind, tile.index, width).await?;
-        audit.check_tile(&tile, &bytes)?;
+    drop(inflight);
+    if audit.checked() == size {
+        for tile in audit.final_tiles() {
+            // Partial: fewer than 256 hashes by construction.
+            let width = tile.hashes.len() as u32;
+            let kind = Kind::Tile(tile.level);
+            match fetch_partial(&src, save_to.as_ref(), kind, tile.index, width).await {
+                Ok(bytes) => audit.check_tile(&tile, &bytes),
+                Err(e @ AuditError::NotServed { .. }) => audit.record(Violation::at(
+                    tile.first_entry(),
+                    ViolationKind::NotServed,
+                    e.to_string(),
+                )),
+                Err(e) => return Err(e),
+            }
+        }
     }
     audit.finish()
 }

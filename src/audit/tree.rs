@@ -41,6 +41,12 @@ impl DueTile {
         .path()
     }
 
+    /// The log index of the first entry under this tile (its hash 0 covers entries from
+    /// `index × 256 × 256^level`).
+    pub fn first_entry(&self) -> u64 {
+        (self.index * TILE_WIDTH).saturating_mul(1u64 << (8 * u32::from(self.level)).min(63))
+    }
+
     /// The tile's exact bytes: the hashes concatenated.
     pub fn bytes(&self) -> Vec<u8> {
         self.hashes.concat()

@@ -247,6 +247,20 @@ impl Roll {
         }
     }
 
+    /// The voter's algorithm and key bytes: the inverse of [`Roll::lookup`] (the auditor's
+    /// tally file is sorted by them).
+    pub fn key_of(&self, voter: VoterId) -> Option<(Alg, &[u8])> {
+        let i = voter.0 as usize;
+        let ed = self.ed25519.len();
+        if i < ed {
+            Some((Alg::Ed25519, self.ed25519.key_at(i)))
+        } else if i - ed < self.p256.len() {
+            Some((Alg::P256, self.p256.key_at(i - ed)))
+        } else {
+            None
+        }
+    }
+
     /// SHA-256 of the roll file's exact bytes, as published in the manifest.
     pub fn sha256(&self) -> [u8; 32] {
         self.sha256
