@@ -6,12 +6,18 @@
 //! - [`check`]   — a whole log's checks: entries, signatures, rules, tiles, root. Spec code.
 //! - [`fetch`]   — where the public files come from: HTTPS or a mirror directory.
 //! - [`run`]     — the order of an audit's work (`urna audit`).
+//! - [`tiled`]   — consistency and inclusion proofs from a log's tiles, checked by [`proof`].
+//! - [`mirror`]  — a verified, resumable copy of a log's files (`urna mirror`).
+//! - [`monitor`] — following a live log checkpoint by checkpoint (`urna monitor`).
 
 pub mod check;
 pub mod fetch;
+pub mod mirror;
+pub mod monitor;
 pub mod proof;
 pub mod receipt;
 pub mod run;
+pub mod tiled;
 pub mod tree;
 
 pub use check::{AuditError, Summary};
