@@ -233,6 +233,7 @@ impl Backend for DirBackend {
     fn ready(&self) -> bool {
         true
     }
+    async fn shutdown(&self) {}
 }
 
 /// The double on loopback: its address and certificate; stops when the test ends.
@@ -779,7 +780,7 @@ async fn monitor_alarms_on_a_rollback_and_on_a_split_view_with_a_peer() {
     let theirs = work.join("theirs.state");
     let run = monitor(&other, &theirs, &[]).await;
     assert_eq!(run.code, 0, "the other view is valid on its own: {run}");
-    let run = monitor(&honest, &ours, &[&theirs]).await;
+    let run = monitor(&honest, &ours, &[theirs.as_path()]).await;
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("ALARM split-view: peer "), "{run}");
     assert!(
@@ -794,14 +795,15 @@ async fn monitor_alarms_on_a_rollback_and_on_a_split_view_with_a_peer() {
     dropped.remove(12);
     let smaller = work.join("smaller");
     write_log(&smaller, &dropped, &key);
-    let run = monitor(&honest, &ours, &[&smaller.join("checkpoint")]).await;
+    let smaller_cp = smaller.join("checkpoint");
+    let run = monitor(&honest, &ours, &[smaller_cp.as_path()]).await;
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("is not consistent with ours"), "{run}");
 
     // An honest peer, smaller (the early checkpoint) and equal: no alarm.
     let early = work.join("early-checkpoint");
     std::fs::write(&early, &early_note).unwrap();
-    let run = monitor(&honest, &ours, &[&early, &ours.clone()]).await;
+    let run = monitor(&honest, &ours, &[early.as_path(), ours.as_path()]).await;
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.stdout.matches("sees the same log").count(), 2, "{run}");
 }

@@ -25,7 +25,9 @@ use super::check::{prepare_bundle, AuditError};
 use super::fetch::Source;
 use super::mirror::write_atomic;
 use super::receipt::{verify_checkpoint, CheckpointBody, ReceiptError};
-use super::tiled::{current_checkpoint, get_bundle, leaf_hashes, prove_consistent, TiledError};
+use super::tiled::{
+    current_checkpoint, get_bundle, leaf_hashes, prove_consistent, TiledError, MAX_LEAVES_PER_READ,
+};
 use crate::ballot::{Entry, Manifest, Roll, VoterId, VoterStates};
 use crate::log::tiles::TILE_WIDTH;
 
@@ -294,45 +296,26 @@ impl Monitor {
             }
             None => 0,
         };
-        let mut bundle = from / TILE_WIDTH;
-        // Bounded: one turn per entry bundle of the new entries.
-        while bundle * TILE_WIDTH < cp.size {
-            let start = bundle * TILE_WIDTH;
-            // At most 256, so the cast is exact.
-            let width = (cp.size - start).min(TILE_WIDTH) as u32;
-            let bytes = get_bundle(src, bundle, width).await?;
-            let prepared = prepare_bundle(bundle, width, &bytes, Vec::new()).map_err(|e| {
-                let m = e.to_string();
-                match e {
-                    AuditError::Entry { index, reason } => {
-                        let check = if reason.contains("signature") {
-                            "signature"
-                        } else {
-                            "entry"
-                        };
-                        alarm(check, Some(index), m)
-                    }
-                    AuditError::Manifest(_) => alarm("manifest", Some(0), m),
-                    _ => alarm("entry", None, m),
-                }
-            })?;
-            let lo = from.max(start);
-            let hi = start + u64::from(width);
-            let leaves = leaf_hashes(src, lo, hi, &cp).await?;
-            for (i, leaf) in (lo..hi).zip(&leaves) {
-                let e = &prepared.entries[(i - start) as usize];
-                if &e.leaf != leaf {
-                    return Err(alarm(
-                        "entry",
-                        Some(i),
-                        format!(
-                            "entry {i}: the bundle's bytes do not hash to the leaf the signed tree holds at this index"
-                        ),
-                    ));
-                }
-                self.rule(i, &e.entry)?;
+        // The new entries, up to MAX_LEAVES_PER_READ at a time: their leaf hashes are read
+        // from the tiles in one go (the tiles above level 0 that authenticate them are
+        // fetched once per chunk, not once per bundle), then each bundle is checked.
+        let mut chunk_lo = from;
+        // Bounded: each turn advances by at least one entry, up to the checkpoint's size.
+        while chunk_lo < cp.size {
+            let chunk_hi = cp
+                .size
+                .min((chunk_lo / TILE_WIDTH) * TILE_WIDTH + MAX_LEAVES_PER_READ);
+            let leaves = leaf_hashes(src, chunk_lo, chunk_hi, &cp).await?;
+            let mut bundle = chunk_lo / TILE_WIDTH;
+            while bundle * TILE_WIDTH < chunk_hi {
+                let start = bundle * TILE_WIDTH;
+                // At most 256, so the cast is exact.
+                let width = (cp.size - start).min(TILE_WIDTH) as u32;
+                self.check_bundle(src, bundle, width, chunk_lo, chunk_hi, &leaves)
+                    .await?;
+                bundle += 1;
             }
-            bundle += 1;
+            chunk_lo = chunk_hi;
         }
         self.verified = Some((cp.clone(), note));
         self.save().map_err(PollError::Incomplete)?;
@@ -342,6 +325,53 @@ impl Monitor {
             root: base64::Engine::encode(&B64, cp.root),
             new_entries: cp.size - from,
         })
+    }
+
+    /// Checks entries `lo.max(start)..hi.min(end)` of bundle `bundle` (of `width` entries):
+    /// each decodes, its signature verifies, it hashes to its leaf in `leaves` (those of
+    /// entries `lo..hi`, authenticated), and it obeys the rules after every earlier one.
+    async fn check_bundle(
+        &mut self,
+        src: &Source,
+        bundle: u64,
+        width: u32,
+        lo: u64,
+        hi: u64,
+        leaves: &[super::proof::Digest32],
+    ) -> Result<(), PollError> {
+        let start = bundle * TILE_WIDTH;
+        let bytes = get_bundle(src, bundle, width).await?;
+        let prepared = prepare_bundle(bundle, width, &bytes, Vec::new()).map_err(|e| {
+            let m = e.to_string();
+            match e {
+                AuditError::Entry { index, reason } => {
+                    let check = if reason.contains("signature") {
+                        "signature"
+                    } else {
+                        "entry"
+                    };
+                    alarm(check, Some(index), m)
+                }
+                AuditError::Manifest(_) => alarm("manifest", Some(0), m),
+                _ => alarm("entry", None, m),
+            }
+        })?;
+        let first = lo.max(start);
+        let last = hi.min(start + u64::from(width));
+        for i in first..last {
+            let e = &prepared.entries[(i - start) as usize];
+            if e.leaf != leaves[(i - lo) as usize] {
+                return Err(alarm(
+                    "entry",
+                    Some(i),
+                    format!(
+                        "entry {i}: the bundle's bytes do not hash to the leaf the signed tree holds at this index"
+                    ),
+                ));
+            }
+            self.rule(i, &e.entry)?;
+        }
+        Ok(())
     }
 
     /// The election's rules on entry `index`, in log order after every earlier one.
