@@ -108,7 +108,11 @@ fn read_local(path: &Path, max: usize) -> Result<Option<Vec<u8>>, MirrorError> {
 /// fsync of the directory (the rename is only durable once the directory is). A crash at
 /// any point leaves the old file or the new one under `path`, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is "", which cannot be opened to fsync: it is ".".
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
