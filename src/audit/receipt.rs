@@ -17,8 +17,7 @@ const MAX_PROOF_HASHES: usize = 64;
 /// Why a receipt does not verify. Each variant names what is wrong with the receipt.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReceiptError {
-    /// signed_note's own message already says "malformed verifier key": said once.
-    #[error("{0}")]
+    #[error("{}", key_message(.0))]
     Key(String),
     #[error("entry is not canonical standard base64")]
     Entry,
@@ -34,6 +33,16 @@ pub enum ReceiptError {
     Origin { found: String, expected: String },
     #[error("the inclusion proof does not lead to the checkpoint's root")]
     Inclusion,
+}
+
+/// signed_note's message for a key that does not parse is itself "malformed verifier key":
+/// said once, while its other messages ("invalid verifier ID") keep the context.
+fn key_message(inner: &str) -> String {
+    if inner.starts_with("malformed verifier key") {
+        inner.to_owned()
+    } else {
+        format!("malformed verifier key: {inner}")
+    }
 }
 
 /// A parsed C2SP tlog-proof.
