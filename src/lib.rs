@@ -11,7 +11,7 @@
 //! - [`log`]    — L7: segments and fsync, the sequencer, the RFC 6962 tree and its tiles,
 //!   signed checkpoints and receipts.
 //! - [`audit`]  — the other side of the log: verifying receipts and whole logs from their
-//!   public files.
+//!   public files; mirroring and monitoring a live log (docs/AUDITING.md).
 // `deny`, not `forbid`: one function may opt out, `edge::sockopt::set_defer_accept`, a
 // single `setsockopt` call that no safe crate offers (socket2, nix and rustix lack it).
 #![deny(unsafe_code)]

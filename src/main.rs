@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use urna::audit::receipt::verify_receipt;
-use urna::log::{Log, LogConfig, LogKey, Opaque, Receipt};
+use urna::log::{Log, LogConfig, LogKey, Opaque};
 
 mod cli;
 
@@ -45,14 +44,21 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Verify a receipt offline against the log's verifier key.
-    VerifyReceipt {
-        /// The log's verifier key: `name+hex(id)+base64(0x01 ‖ key)`.
-        #[arg(long)]
-        key: String,
-        /// The receipt JSON file, or `-` for standard input.
-        receipt: String,
-    },
+    /// Verify a receipt: offline against the log's verifier key; with `--ballot`, that it is
+    /// exactly the ballot you sent; with `--url`, that the live log still holds it and
+    /// extends its checkpoint. Exit 0 if it verifies, 1 if not (the message names the key,
+    /// receipt, ballot or log at fault), 3 if the check could not complete.
+    VerifyReceipt(cli::observe::VerifyReceiptArgs),
+    /// Copy a log's checkpoint, tiles and entry bundles into a directory, verifying every
+    /// file before anything replaces what is there (incremental and resumable); `urna audit
+    /// --dir` reads the copy. Exit 0 if the mirror is up to date, 1 if the log failed a
+    /// check (the mirror is left as it was), 3 if the run could not complete.
+    Mirror(cli::observe::MirrorArgs),
+    /// Follow a live log: verify each new checkpoint, its consistency with the last one and
+    /// the rules on the new entries, keep the state in a file, compare with peers, and alarm
+    /// (exit 1, or a line and go on with `--keep-going`) on a rollback, fork, split view,
+    /// bad signature or broken rule.
+    Monitor(cli::observe::MonitorArgs),
     /// Audit a whole election log from its public files: the checkpoint's signature, every
     /// entry (manifest, ballots, signatures, roll, window, revote rules), the tiles, the root,
     /// and that the tree extends a previous checkpoint. Goes on past a violation and names
@@ -133,7 +139,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::serve(args),
         Command::Roll { command } => done(roll(command)),
         Command::Keygen { name, out } => done(keygen(&name, &out)),
-        Command::VerifyReceipt { key, receipt } => done(verify(&key, &receipt)),
+        Command::VerifyReceipt(args) => Ok(cli::observe::verify_receipt_cmd(args)),
+        Command::Mirror(args) => Ok(cli::observe::mirror_cmd(args)),
+        Command::Monitor(args) => Ok(cli::observe::monitor_cmd(args)),
         Command::Audit(args) => Ok(ExitCode::from(audit(args))),
         Command::LogWriter {
             dir,
@@ -174,36 +182,6 @@ fn keygen(name: &str, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify(key: &str, path: &str) -> anyhow::Result<()> {
-    // A receipt is a few KiB; the bound keeps a wrong file from being read whole.
-    const MAX_RECEIPT_BYTES: u64 = 1 << 20;
-    let mut text = String::new();
-    if path == "-" {
-        std::io::stdin()
-            .take(MAX_RECEIPT_BYTES)
-            .read_to_string(&mut text)?;
-    } else {
-        std::fs::File::open(path)
-            .with_context(|| format!("opening {path}"))?
-            .take(MAX_RECEIPT_BYTES)
-            .read_to_string(&mut text)?;
-    }
-    let receipt: Receipt = serde_json::from_str(&text).context("parsing the receipt JSON")?;
-    match verify_receipt(&receipt, key) {
-        Ok(v) => {
-            println!(
-                "OK: entry {} ({} bytes) is in {} at tree size {}",
-                v.index,
-                v.entry.len(),
-                v.checkpoint.origin,
-                v.checkpoint.size
-            );
-            Ok(())
-        }
-        Err(e) => bail!("receipt does NOT verify: {e}"),
-    }
-}
-
 /// `urna audit`'s arguments.
 #[derive(clap::Args)]
 struct AuditArgs {
@@ -231,7 +209,10 @@ struct AuditArgs {
     /// counts by kind, and the violations kept (index, kind, message).
     #[arg(long)]
     json: bool,
-    /// Keep a copy of every file fetched under this directory (a mirror for `--dir`).
+    /// Deprecated: use `urna mirror`, then `urna audit --dir`. Once the audit passed (and
+    /// only then), copies the audited log into this directory with `urna mirror`'s
+    /// verified, atomic writer: a log that fails the audit, or does not extend the copy
+    /// already there, writes nothing.
     #[arg(long)]
     save_to: Option<PathBuf>,
     /// Time limit of each request (connect, TLS, answer and body).
@@ -339,7 +320,8 @@ fn audit(args: AuditArgs) -> u8 {
             roll: std::sync::Arc::new(roll),
             previous,
             bundles_ahead: args.bundles_ahead,
-            save_to: args.save_to.clone(),
+            // Never written during the audit: see `save_verified_copy`.
+            save_to: None,
             progress_every: (args.progress_ms > 0)
                 .then(|| std::time::Duration::from_millis(args.progress_ms)),
             max_per_kind: args.max_per_kind,
@@ -364,6 +346,7 @@ fn audit(args: AuditArgs) -> u8 {
         Err(e) => return report(AUDIT_INCOMPLETE, format!("starting the runtime: {e}")),
     };
     let started = std::time::Instant::now();
+    let (source, verifier_key) = (req.source.clone(), req.verifier_key.clone());
     match rt.block_on(urna::audit::audit(req)) {
         Ok(r) => {
             let code = if r.ok() { 0 } else { AUDIT_FAILED };
@@ -403,10 +386,31 @@ fn audit(args: AuditArgs) -> u8 {
                 eprint!("{}", r.violations.text());
                 print!("{}", r.summary);
             }
-            code
+            // Only a log that passed is copied (`save_verified_copy`).
+            match (&args.save_to, code) {
+                (Some(dir), 0) => save_verified_copy(&source, dir, &verifier_key),
+                _ => code,
+            }
         }
         Err(e) if e.is_log_fault() => report(AUDIT_FAILED, e.to_string()),
         Err(e) => report(AUDIT_INCOMPLETE, e.to_string()),
+    }
+}
+
+/// `audit --save-to`, after the audit passed: the mirror's writer copies the log (checking
+/// it again, file by file, against the copy already there). It used to write every file as
+/// it was fetched, before any check, over what was there: a forged log destroyed a good
+/// mirror.
+fn save_verified_copy(source: &urna::audit::Source, dir: &Path, key: &str) -> u8 {
+    match cli::observe::run_mirror(source, dir, key, 0) {
+        Ok(line) => {
+            eprintln!("--save-to (deprecated: use urna mirror): {line}");
+            0
+        }
+        Err((code, m)) => {
+            eprintln!("--save-to (deprecated: use urna mirror): {m}");
+            code
+        }
     }
 }
 

@@ -8,14 +8,20 @@
 //! - [`tally`]   — the tally-ready set (`urna audit --tally`): each voter's counted ballot.
 //! - [`fetch`]   — where the public files come from: HTTPS or a mirror directory.
 //! - [`run`]     — the order of an audit's work (`urna audit`).
+//! - [`tiled`]   — consistency and inclusion proofs from a log's tiles, checked by [`proof`].
+//! - [`mirror`]  — a verified, resumable copy of a log's files (`urna mirror`).
+//! - [`monitor`] — following a live log checkpoint by checkpoint (`urna monitor`).
 
 pub mod check;
 pub mod fetch;
+pub mod mirror;
+pub mod monitor;
 pub mod proof;
 pub mod receipt;
 pub mod report;
 pub mod run;
 pub mod tally;
+pub mod tiled;
 pub mod tree;
 
 pub use check::{AuditError, Report, Summary};

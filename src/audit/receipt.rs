@@ -17,7 +17,7 @@ const MAX_PROOF_HASHES: usize = 64;
 /// Why a receipt does not verify. Each variant names what is wrong with the receipt.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReceiptError {
-    #[error("malformed verifier key: {0}")]
+    #[error("{}", key_message(.0))]
     Key(String),
     #[error("entry is not canonical standard base64")]
     Entry,
@@ -33,6 +33,16 @@ pub enum ReceiptError {
     Origin { found: String, expected: String },
     #[error("the inclusion proof does not lead to the checkpoint's root")]
     Inclusion,
+}
+
+/// signed_note's message for a key that does not parse is itself "malformed verifier key":
+/// said once, while its other messages ("invalid verifier ID") keep the context.
+fn key_message(inner: &str) -> String {
+    if inner.starts_with("malformed verifier key") {
+        inner.to_owned()
+    } else {
+        format!("malformed verifier key: {inner}")
+    }
 }
 
 /// A parsed C2SP tlog-proof.
@@ -185,6 +195,79 @@ pub fn verify_receipt(
         entry,
         checkpoint,
         checkpoint_note: proof.checkpoint,
+    })
+}
+
+/// Why a receipt's entry is not the ballot the voter says they sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BallotMismatch {
+    /// The submission file is not a well-formed submission.
+    #[error("not a ballot submission: {0}")]
+    Submission(String),
+    /// The receipt's entry is the manifest or does not decode.
+    #[error("the receipt's entry {index} is {what}, not a ballot")]
+    NotABallot { index: u64, what: String },
+    /// The entry is a ballot, but another one: names every field that differs.
+    #[error("the receipt's entry {index} is another ballot: its {fields} differ")]
+    Differs { index: u64, fields: String },
+}
+
+/// Checks that a verified receipt's entry is exactly the ballot in `submission` (the JSON
+/// the voter sent): every signed field and the signature, so the receipt is the voter's own
+/// and not another voter's, another version of theirs, or the manifest.
+pub fn check_ballot(receipt: &VerifiedReceipt, submission: &[u8]) -> Result<(), BallotMismatch> {
+    use crate::ballot::{decode_entry, parse_submission, Entry, Limits};
+    // The largest payload any server may take (a logged entry fits in 65,535 bytes), not
+    // this machine's default: the voter's server may allow more than 16 KiB.
+    let limits = Limits {
+        max_body_bytes: 128 * 1024,
+        max_payload_bytes: crate::ballot::wire::MAX_PAYLOAD_BYTES_CEILING,
+        ..Limits::default()
+    };
+    let sent = parse_submission(submission, &limits)
+        .map_err(|e| BallotMismatch::Submission(e.to_string()))?;
+    let index = receipt.index;
+    let logged = match decode_entry(&receipt.entry) {
+        Ok(Entry::Ballot(lb)) => lb.ballot,
+        Ok(Entry::Manifest(_)) => {
+            return Err(BallotMismatch::NotABallot {
+                index,
+                what: "the election manifest".into(),
+            })
+        }
+        Err(e) => {
+            return Err(BallotMismatch::NotABallot {
+                index,
+                what: format!("undecodable ({e})"),
+            })
+        }
+    };
+    let mut fields = Vec::new();
+    if logged.election() != sent.election() {
+        fields.push("election");
+    }
+    if logged.key() != sent.key() {
+        fields.push("voter");
+    }
+    if logged.seq() != sent.seq() {
+        fields.push("seq");
+    }
+    if logged.payload() != sent.payload() {
+        fields.push("payload");
+    }
+    if logged.sig() != sent.sig() {
+        fields.push("sig");
+    }
+    if fields.is_empty() && logged == sent {
+        return Ok(());
+    }
+    if fields.is_empty() {
+        // Same key bytes written differently: the signed text differs.
+        fields.push("voter text");
+    }
+    Err(BallotMismatch::Differs {
+        index,
+        fields: fields.join(", "),
     })
 }
 

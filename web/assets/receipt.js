@@ -110,7 +110,7 @@ export function parseTlogProof(text) {
 
 /** A signed-note verifier key, `<name>+<8 hex key id>+<base64(0x01 ‖ Ed25519 key)>`. */
 export async function parseVerifierKey(vkey) {
-  const format = () => fail("Key", "malformed verifier key: malformed verifier key");
+  const format = () => fail("Key", "malformed verifier key");
   if (typeof vkey !== "string") format();
   const plus = vkey.indexOf("+");
   if (plus < 0) format();
