@@ -234,6 +234,13 @@ pub struct LimitsConfig {
     /// Most sources the penalty box tracks (strikes or boxed). Keyed by what the network
     /// chooses, so bounded: past it, expired entries go first, then the oldest.
     pub max_penalized_sources: NonZeroUsize,
+    /// Up to this many boxed sources are also refused in the kernel (Linux): a classic BPF
+    /// filter on the listening socket drops their SYNs, so while boxed they cost the server
+    /// no accept, no descriptor and no reset at all, and their connects stall instead of
+    /// failing at once. Sources past this number (the longest boxed first) are refused at
+    /// accept as before. 0 turns the kernel filter off; at most 800 (the filter's 4,096
+    /// instructions).
+    pub penalty_box_kernel_sources: usize,
 
     // ---- overload manager (L1–L3) ----
     /// A connection that has sent no byte this long after accept is closed. Separate from
@@ -507,6 +514,7 @@ impl Default for LimitsConfig {
             penalty_box_window_ms: 10_000,
             penalty_box_cooldown_ms: 30_000,
             max_penalized_sources: nz(65_536),
+            penalty_box_kernel_sources: 512,
             first_byte_timeout_ms: 3_000,
             overload_scale_from_pct: 50,
             overload_saturated_pct: 95,
@@ -626,6 +634,12 @@ impl Config {
             return invalid(
                 "limits.max_tracked_sources",
                 "must exceed limits.max_connections (a source with live connections is never evicted)",
+            );
+        }
+        if l.penalty_box_kernel_sources > crate::edge::synfilter::MAX_SOURCES {
+            return invalid(
+                "limits.penalty_box_kernel_sources",
+                "must be at most 800 (a socket filter holds 4,096 instructions)",
             );
         }
         if l.max_header_bytes < 8192 {

@@ -168,6 +168,8 @@ async fn a_source_that_ignores_429_is_refused_at_accept_until_its_cooldown_ends(
             ("penalty_box_strikes", "5"),
             ("penalty_box_window_ms", "10000"),
             ("penalty_box_cooldown_ms", "1500"),
+            // The accept path: the kernel's filter has its own test below.
+            ("penalty_box_kernel_sources", "0"),
         ],
     )
     .await;
@@ -205,4 +207,79 @@ async fn a_source_that_ignores_429_is_refused_at_accept_until_its_cooldown_ends(
     tokio::time::sleep(Duration::from_millis(1_600).saturating_sub(boxed_at.elapsed())).await;
     let mut back = h1_from(hostile, &srv).await.unwrap();
     assert_eq!(back.status(get("/v1/election")).await, StatusCode::OK);
+}
+
+/// Has `source` boxed: reads past its budget until the server cuts it.
+async fn box_source(source: IpAddr, srv: &Server) {
+    let mut h = h1_from(source, srv).await.unwrap();
+    for _ in 0..20 {
+        if h.send(get("/v1/election")).await.is_err() {
+            return;
+        }
+    }
+    panic!("the connection was never closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boxed_source_s_syns_are_dropped_by_the_kernel_until_its_cooldown_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(
+        dir.path(),
+        &[
+            ("reads_per_source_per_s", "1"),
+            ("reads_burst_per_source", "2"),
+            ("penalty_box_strikes", "5"),
+            ("penalty_box_window_ms", "10000"),
+            ("penalty_box_cooldown_ms", "2500"),
+            ("penalty_box_kernel_sources", "16"),
+        ],
+    )
+    .await;
+    let hostile = addr(41, 0, 1);
+    box_source(hostile, &srv).await;
+    let boxed_at = Instant::now();
+    // The listener's filter follows the box within its refresh (200 ms).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while metric(&srv, "urna_penalty_box_kernel_sources").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the kernel filter never took the source"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused_before = metric(
+        &srv,
+        "urna_rejections_total{layer=\"l1\",reason=\"penalty_box\"}",
+    )
+    .await;
+    // Its connect now stalls: the SYN is dropped, there is no reset to retry on, and the
+    // server never sees the attempt (no accept, no refusal counted).
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(hostile, 0)).unwrap();
+    let attempt = tokio::time::timeout(Duration::from_millis(600), socket.connect(srv.addr)).await;
+    assert!(
+        attempt.is_err(),
+        "the boxed source's connect must stall: {attempt:?}"
+    );
+    let refused_after = metric(
+        &srv,
+        "urna_rejections_total{layer=\"l1\",reason=\"penalty_box\"}",
+    )
+    .await;
+    assert_eq!(
+        refused_before, refused_after,
+        "the stalled attempt reached accept"
+    );
+    // Everyone else, its /24 neighbour included, is served, and not filtered once accepted.
+    let mut neighbour = h1_from(addr(41, 0, 2), &srv).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(neighbour.status(get("/v1/election")).await, StatusCode::OK);
+    }
+    assert!(metric(&srv, "urna_penalty_box_kernel_updates_total").await >= 1.0);
+    // After the cool-down the filter lets it through again (a connect may wait for one SYN
+    // retransmit, 1 s, if it started just before the filter was rewritten).
+    tokio::time::sleep(Duration::from_millis(2_700).saturating_sub(boxed_at.elapsed())).await;
+    let mut back = h1_from(hostile, &srv).await.unwrap();
+    assert_eq!(back.status(get("/v1/election")).await, StatusCode::OK);
+    assert_eq!(metric(&srv, "urna_penalty_box_kernel_sources").await, 0.0);
 }

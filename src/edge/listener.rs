@@ -49,6 +49,8 @@ pub struct Edge<B> {
     pub shutdown_grace: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub proxy_required: bool,
+    /// Most boxed sources each listening socket's kernel filter drops (0: off).
+    pub kernel_box_sources: usize,
 }
 
 impl<B: Backend> Edge<B> {
@@ -72,6 +74,7 @@ impl<B: Backend> Edge<B> {
             shutdown_grace: Duration::from_millis(server.shutdown_grace_ms),
             trusted_proxies: server.trusted_proxies.clone(),
             proxy_required: server.proxy_protocol_required,
+            kernel_box_sources: limits.penalty_box_kernel_sources,
             front,
         }
     }
@@ -176,6 +179,9 @@ pub async fn accept_loop<B: Backend>(
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
+    let mut kernel_box = KernelBox::new(edge.kernel_box_sources);
+    let mut refresh = tokio::time::interval(KernelBox::REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -187,10 +193,15 @@ pub async fn accept_loop<B: Backend>(
                     continue;
                 }
             },
+            _ = refresh.tick(), if kernel_box.enabled() => {
+                kernel_box.refresh(&edge, &listener, Instant::now());
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
         // A boxed or denied peer is reset here, before a task is spawned for it: once the
-        // penalty box holds a source, each of its attempts costs an accept and a reset.
+        // penalty box holds a source, each of its attempts costs an accept and a reset
+        // (and, for the sources the kernel filter holds, not even that).
         // (Behind a trusted balancer the client is known only after the PROXY header.)
         if !in_any(&edge.trusted_proxies, peer.ip()) {
             if let Some(r) = edge.gate.refuse_at_once(peer.ip(), Instant::now()) {
@@ -199,6 +210,7 @@ pub async fn accept_loop<B: Backend>(
                 continue;
             }
         }
+        kernel_box.release(&tcp);
         tokio::spawn(connection(
             edge.clone(),
             tcp,
@@ -207,6 +219,80 @@ pub async fn accept_loop<B: Backend>(
             shutdown.clone(),
             done.clone(),
         ));
+    }
+}
+
+/// One listening socket's copy of the penalty box in the kernel ([`super::synfilter`]):
+/// rewritten when a source enters the box or one of those it holds leaves it, checked every
+/// [`KernelBox::REFRESH`], so a boxed source is dropped in the kernel within that time (and
+/// refused at accept meanwhile).
+struct KernelBox {
+    max: usize,
+    /// The penalty box's generation the filter follows, and when its first source leaves.
+    generation: u64,
+    first_out: Option<Instant>,
+    /// Sources in the filter now (0: none installed).
+    installed: usize,
+    /// After the filter comes off, connections cloned from the listener while it was on
+    /// may still wait in the accept queue, carrying it: they are released until then.
+    release_until: Option<Instant>,
+}
+
+impl KernelBox {
+    const REFRESH: Duration = Duration::from_millis(200);
+
+    fn new(max: usize) -> KernelBox {
+        KernelBox {
+            max,
+            generation: 0,
+            first_out: None,
+            installed: 0,
+            release_until: None,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.max > 0
+    }
+
+    fn refresh<B: Backend>(&mut self, edge: &Edge<B>, listener: &TcpListener, now: Instant) {
+        let penalty = &edge.gate.penalty;
+        let generation = penalty.generation();
+        if generation == self.generation && self.first_out.is_none_or(|t| now < t) {
+            return;
+        }
+        let (mut sources, first_out) = penalty.boxed(now, self.max);
+        // A trusted balancer's own address is never dropped: its clients are judged after
+        // their PROXY header, one by one.
+        sources.retain(|s| !in_any(&edge.trusted_proxies, s.network()));
+        self.generation = generation;
+        self.first_out = first_out;
+        if sources.is_empty() && self.installed == 0 {
+            return;
+        }
+        match super::synfilter::install(&socket2::SockRef::from(listener), &sources) {
+            Ok(()) => {
+                if sources.is_empty() {
+                    self.release_until = Some(now + Duration::from_secs(5));
+                }
+                self.installed = sources.len();
+                metrics::gauge!("urna_penalty_box_kernel_sources").set(sources.len() as f64);
+                metrics::counter!("urna_penalty_box_kernel_updates_total").increment(1);
+            }
+            Err(e) => {
+                // Not on this system (or refused): the box keeps working at accept.
+                tracing::warn!(error = %e, "cannot filter boxed sources in the kernel; refusing them at accept");
+                self.max = 0;
+            }
+        }
+    }
+
+    /// An accepted connection inherits its listener's filter: take it off, so established
+    /// connections never run the list.
+    fn release(&self, tcp: &TcpStream) {
+        if self.installed > 0 || self.release_until.is_some_and(|t| Instant::now() < t) {
+            let _ = super::synfilter::uninstall(&socket2::SockRef::from(tcp));
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub mod reply;
 pub mod router;
 mod sockopt;
 pub mod source;
+pub mod synfilter;
 pub mod telemetry;
 pub mod tls;
 

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,9 @@ pub struct PenaltyBox {
     strikes: u32,
     window: Duration,
     cooldown: Duration,
+    /// Bumped each time a source enters the box, so the accept loops know when the
+    /// kernel's copy of the box ([`super::synfilter`]) is out of date.
+    generation: AtomicU64,
 }
 
 impl PenaltyBox {
@@ -56,6 +60,7 @@ impl PenaltyBox {
             strikes: l.penalty_box_strikes.get(),
             window: Duration::from_millis(l.penalty_box_window_ms),
             cooldown: Duration::from_millis(l.penalty_box_cooldown_ms),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -100,11 +105,35 @@ impl PenaltyBox {
         entry.strikes += 1;
         if entry.strikes >= self.strikes {
             entry.boxed_until = Some(now + self.cooldown);
+            self.generation.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("urna_penalty_box_entered_total").increment(1);
             Strike::Boxed
         } else {
             Strike::Counted
         }
+    }
+
+    /// Changes each time a source enters the box.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The sources boxed at `now`, at most `max` of them, the latest boxed first (they stay
+    /// boxed longest, so the kernel's copy changes least often), and the earliest instant
+    /// one of them leaves the box.
+    pub fn boxed(&self, now: Instant, max: usize) -> (Vec<IpNet>, Option<Instant>) {
+        let map = self.lock();
+        let mut boxed: Vec<(Instant, IpNet)> = map
+            .iter()
+            .filter_map(|(k, e)| e.boxed_until.filter(|u| now < *u).map(|u| (u, *k)))
+            .collect();
+        drop(map);
+        if boxed.len() > max {
+            boxed.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            boxed.truncate(max);
+        }
+        let first_out = boxed.iter().map(|(u, _)| *u).min();
+        (boxed.into_iter().map(|(_, k)| k).collect(), first_out)
     }
 
     /// Drops what no longer matters (windows past, boxes expired); if that frees nothing,

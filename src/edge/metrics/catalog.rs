@@ -314,6 +314,21 @@ pub const SERIES: &[Series] = &[
         preset: Preset::None,
     },
     Series {
+        name: "urna_penalty_box_kernel_sources",
+        kind: Gauge,
+        unit: None,
+        help: "Boxed sources whose SYNs the listening socket's kernel filter drops now \
+               (at most limits.penalty_box_kernel_sources; the rest are refused at accept).",
+        preset: Preset::None,
+    },
+    Series {
+        name: "urna_penalty_box_kernel_updates_total",
+        kind: Counter,
+        unit: None,
+        help: "Times a listening socket's kernel filter was rewritten to follow the penalty box.",
+        preset: Preset::None,
+    },
+    Series {
         name: "urna_penalty_box_entered_total",
         kind: Counter,
         unit: None,
