@@ -496,7 +496,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             deny: Vec::new(),
             allow: Vec::new(),
-            max_connections: nz(10_000),
+            max_connections: nz(4_096),
             max_connections_per_source: nz32(64),
             new_connections_per_source_per_s: nz32(20),
             new_connections_burst: nz32(40),
@@ -825,7 +825,7 @@ dir = "data"
         let c = Config::parse(MINIMAL).unwrap();
         assert_eq!(c.election.revote, RevotePolicy::Last);
         assert_eq!(c.election.max_payload_bytes.get(), 16384);
-        assert_eq!(c.limits.max_connections.get(), 10_000);
+        assert_eq!(c.limits.max_connections.get(), 4_096);
     }
 
     #[test]

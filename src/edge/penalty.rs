@@ -129,7 +129,7 @@ impl PenaltyBox {
             .collect();
         drop(map);
         if boxed.len() > max {
-            boxed.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            boxed.sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
             boxed.truncate(max);
         }
         let first_out = boxed.iter().map(|(u, _)| *u).min();
@@ -242,5 +242,30 @@ mod tests {
             b.is_boxed(ip(0), later),
             "a live box outlasts expired strikes"
         );
+    }
+
+    #[test]
+    fn boxed_lists_live_boxes_latest_first_and_when_the_first_leaves() {
+        let b = boxy(16);
+        let t0 = Instant::now();
+        assert_eq!(b.boxed(t0, 8), (vec![], None));
+        let g0 = b.generation();
+        for (i, at) in [(1, 0u64), (2, 100), (3, 200)] {
+            for _ in 0..3 {
+                b.strike(ip(i), t0 + Duration::from_millis(at));
+            }
+        }
+        b.strike(ip(9), t0); // counting, not boxed
+        assert_eq!(b.generation(), g0 + 3, "one change per source boxed");
+        let now = t0 + Duration::from_millis(300);
+        let (two, first_out) = b.boxed(now, 2);
+        assert_eq!(two, vec![source_key(ip(3)), source_key(ip(2))]);
+        assert_eq!(first_out, Some(t0 + Duration::from_millis(5_100)));
+        let (all, first_out) = b.boxed(now, 8);
+        assert_eq!(all.len(), 3);
+        assert_eq!(first_out, Some(t0 + Duration::from_millis(5_000)));
+        // Past the first cool-down, the first source is out.
+        let (left, _) = b.boxed(t0 + Duration::from_millis(5_050), 8);
+        assert!(!left.contains(&source_key(ip(1))) && left.len() == 2);
     }
 }
