@@ -304,6 +304,12 @@ pub struct LimitsConfig {
     pub keep_alive_idle_ms: u64,
     /// After this many requests a connection is asked to close (HTTP/1 `Connection: close`,
     /// HTTP/2 GOAWAY), so one connection cannot pin a source forever past new L1 rules.
+    /// 429s one connection may be answered before it is closed after the last (graceful:
+    /// HTTP/1 `Connection: close`, HTTP/2 GOAWAY). A client that honours Retry-After sees
+    /// one or two; a botnet connection pipelining a thousand requests, each source under
+    /// the penalty box's count, made the server write ~100 429s per socket in a burst that
+    /// delayed voters' handshakes by up to 2 s (slow-read run, 2026-12-07).
+    pub max_refusals_per_connection: NonZeroU32,
     pub max_requests_per_connection: NonZeroU32,
     /// HTTP/2 streams open at once on one connection.
     pub h2_max_concurrent_streams: u32,
@@ -347,6 +353,11 @@ pub struct LimitsConfig {
     /// Most requests being handled at once, all routes. Past it: 503 + Retry-After, before
     /// the body is read, so overload costs almost nothing.
     pub max_in_flight: NonZeroUsize,
+    /// Most reads (checkpoint, tiles, receipts, manifest) among `max_in_flight`. The rest
+    /// is kept for ballots: without it a read flood from thousands of connections filled
+    /// every slot and voters' ballots were shed with 503 (slow-read run, 2026-12-01).
+    /// Unset: three quarters of `max_in_flight` ([`Self::reads_in_flight_cap`]).
+    pub max_reads_in_flight: Option<NonZeroUsize>,
     /// Most request bodies being read at once. A body still arriving holds one of these,
     /// not one of `max_in_flight` (taken once the body is whole); when they are all held, a
     /// new body reclaims the oldest one still arriving (its connection is closed), as a
@@ -491,6 +502,15 @@ const fn nz32(n: u32) -> NonZeroU32 {
     }
 }
 
+impl LimitsConfig {
+    /// Reads' share of `max_in_flight`: `max_reads_in_flight`, or three quarters of
+    /// `max_in_flight` (at least one) when it is not set.
+    pub fn reads_in_flight_cap(&self) -> usize {
+        self.max_reads_in_flight
+            .map_or((self.max_in_flight.get() * 3 / 4).max(1), NonZeroUsize::get)
+    }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
@@ -534,6 +554,7 @@ impl Default for LimitsConfig {
             request_timeout_ms: 15_000,
             keep_alive_idle_ms: 30_000,
             max_requests_per_connection: nz32(10_000),
+            max_refusals_per_connection: nz32(8),
             h2_max_concurrent_streams: 100,
             h2_max_pending_accept_reset_streams: 20,
             h2_max_local_error_reset_streams: 100,
@@ -551,6 +572,7 @@ impl Default for LimitsConfig {
             max_tracked_keys: nz(100_000),
             limiter_sweep_ms: 10_000,
             max_in_flight: nz(2_048),
+            max_reads_in_flight: None,
             max_bodies_in_flight: nz(1_024),
             shed_queue_depth: nz(8_192),
             overloaded_retry_after_s: 1,
@@ -634,6 +656,12 @@ impl Config {
             return invalid(
                 "limits.max_tracked_sources",
                 "must exceed limits.max_connections (a source with live connections is never evicted)",
+            );
+        }
+        if l.max_reads_in_flight.is_some_and(|r| r > l.max_in_flight) {
+            return invalid(
+                "limits.max_reads_in_flight",
+                "must be at most limits.max_in_flight (the rest is kept for ballots)",
             );
         }
         if l.penalty_box_kernel_sources > crate::edge::synfilter::MAX_SOURCES {

@@ -146,6 +146,47 @@ async fn connection_is_closed_after_its_request_quota() {
 }
 
 #[tokio::test]
+async fn a_connection_is_closed_after_its_quota_of_429s_and_the_rest_go_unanswered() {
+    // Each source stays under the penalty box (50 strikes); the connection's own quota ends it.
+    let limits =
+        "reads_per_source_per_s = 1\nreads_burst_per_source = 2\nmax_refusals_per_connection = 3";
+    let (_dir, srv) = serve_double("", limits).await;
+    let mut h1 = H1::connect(srv.addr, &srv.cert).await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        match h1.send(get("/log/checkpoint")).await {
+            Ok(a) => {
+                let last = a.header("connection").as_deref() == Some("close");
+                statuses.push(a.status);
+                if last {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "the third 429 says Connection: close and is the last answer"
+    );
+    assert!(h1.send(get("/log/checkpoint")).await.is_err(), "closed");
+    // A new connection from the same source is welcome (not boxed); its budget is spent.
+    let mut again = H1::connect(srv.addr, &srv.cert).await;
+    assert_eq!(
+        again.status(get("/log/checkpoint")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn ballot_rate_limit_answers_429_with_retry_after() {
     let limits = "ballots_per_source_per_s = 1\nballots_burst_per_source = 2";
     let (_dir, srv) = serve_double("", limits).await;

@@ -145,6 +145,13 @@ pub enum Refused {
     },
 }
 
+/// A request's place in flight: one of `max_in_flight`, and for a read one of
+/// `max_reads_in_flight` too. Both are given back when it drops.
+pub struct Permit {
+    _all: OwnedSemaphorePermit,
+    _read: Option<OwnedSemaphorePermit>,
+}
+
 /// L4's shared state.
 pub struct Admission {
     ballot_source: KeyedLimiter,
@@ -152,6 +159,10 @@ pub struct Admission {
     read_source: KeyedLimiter,
     read_prefix: KeyedLimiter,
     in_flight: Arc<Semaphore>,
+    /// Reads' share of `in_flight` (`max_reads_in_flight`): a read takes one of these as
+    /// well, so the rest of `in_flight` is kept for ballots and a read flood, however wide,
+    /// cannot answer a voter's ballot with 503.
+    reads_in_flight: Arc<Semaphore>,
     shed_queue_depth: usize,
     overloaded_retry_after_s: u64,
     penalty_tokens: NonZeroU32,
@@ -173,6 +184,9 @@ impl Admission {
             read_source: mk(limits.reads_per_source_per_s, limits.reads_burst_per_source),
             read_prefix: mk(limits.reads_per_prefix_per_s, limits.reads_burst_per_prefix),
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight.get())),
+            reads_in_flight: Arc::new(Semaphore::new(
+                limits.reads_in_flight_cap().min(limits.max_in_flight.get()),
+            )),
             shed_queue_depth: limits.shed_queue_depth.get(),
             overloaded_retry_after_s: u64::from(limits.overloaded_retry_after_s.max(1)),
             // A penalty above the burst could never be paid (governor refuses n > burst).
@@ -199,12 +213,26 @@ impl Admission {
     /// Takes an in-flight slot, or 503 at once (no queue: a queue would only delay the 503).
     /// `queue_depth` is the backend's current ballot queue; ballots past
     /// `shed_queue_depth` are shed too.
-    pub fn enter(&self, class: Class, queue_depth: usize) -> Result<OwnedSemaphorePermit, Refused> {
+    pub fn enter(&self, class: Class, queue_depth: usize) -> Result<Permit, Refused> {
         self.may_enter(class, queue_depth)?;
-        self.in_flight
+        let read = match class {
+            Class::Read => Some(
+                self.reads_in_flight
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| self.overloaded("reads_in_flight"))?,
+            ),
+            Class::Ballot => None,
+        };
+        let all = self
+            .in_flight
             .clone()
             .try_acquire_owned()
-            .map_err(|_| self.overloaded("in_flight"))
+            .map_err(|_| self.overloaded("in_flight"))?;
+        Ok(Permit {
+            _all: all,
+            _read: read,
+        })
     }
 
     /// What [`Self::enter`] would say now, without taking a slot: a ballot checks it before
@@ -215,6 +243,9 @@ impl Admission {
         }
         if self.in_flight.available_permits() == 0 {
             return Err(self.overloaded("in_flight"));
+        }
+        if class == Class::Read && self.reads_in_flight.available_permits() == 0 {
+            return Err(self.overloaded("reads_in_flight"));
         }
         Ok(())
     }
@@ -426,5 +457,44 @@ mod tests {
         ));
         // Reads are not shed on the ballot queue.
         let _read = a.enter(Class::Read, 100).unwrap();
+    }
+
+    #[test]
+    fn a_read_flood_cannot_take_the_slots_kept_for_ballots() {
+        let a = Admission::new(&LimitsConfig {
+            max_in_flight: NonZeroUsize::new(3).unwrap(),
+            max_reads_in_flight: NonZeroUsize::new(2),
+            ..limits()
+        });
+        let reads: Vec<_> = (0..2).map(|_| a.enter(Class::Read, 0).unwrap()).collect();
+        for _ in 0..3 {
+            assert!(matches!(
+                a.may_enter(Class::Read, 0),
+                Err(Refused::Overloaded {
+                    reason: "reads_in_flight",
+                    ..
+                })
+            ));
+            assert!(matches!(
+                a.enter(Class::Read, 0),
+                Err(Refused::Overloaded {
+                    reason: "reads_in_flight",
+                    ..
+                })
+            ));
+        }
+        a.may_enter(Class::Ballot, 0).unwrap();
+        let ballot = a.enter(Class::Ballot, 0).unwrap();
+        // Now every slot is held: a ballot is refused too, on the whole cap.
+        assert!(matches!(
+            a.enter(Class::Ballot, 0),
+            Err(Refused::Overloaded {
+                reason: "in_flight",
+                ..
+            })
+        ));
+        drop(reads);
+        drop(ballot);
+        let _again: Vec<_> = (0..2).map(|_| a.enter(Class::Read, 0).unwrap()).collect();
     }
 }

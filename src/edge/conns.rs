@@ -142,6 +142,8 @@ pub struct ConnState {
     slot: usize,
     generation: u16,
     requests: AtomicU32,
+    /// 429s answered on this connection ([`Self::next_refusal`]).
+    refusals: AtomicU32,
     in_flight: AtomicUsize,
     /// Requests whose body is still arriving (a subset of `in_flight`).
     reading_body: AtomicUsize,
@@ -231,6 +233,13 @@ impl ConnState {
     /// Counts one more request; returns how many this connection has served with it.
     pub fn next_request(&self) -> u32 {
         self.requests
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1)
+    }
+
+    /// Counts one more 429 answered here; returns how many this connection has had.
+    pub fn next_refusal(&self) -> u32 {
+        self.refusals
             .fetch_add(1, Ordering::AcqRel)
             .saturating_add(1)
     }
@@ -397,6 +406,7 @@ impl ConnTable {
             slot,
             generation,
             requests: AtomicU32::new(0),
+            refusals: AtomicU32::new(0),
             in_flight: AtomicUsize::new(0),
             reading_body: AtomicUsize::new(0),
             close: Notify::new(),

@@ -148,6 +148,8 @@ pub struct Front<B> {
     pub overload: Arc<Overload>,
     pub request_timeout: Duration,
     pub max_requests_per_connection: u32,
+    /// 429s one connection gets before it is closed after the last (`limits.max_refusals_per_connection`).
+    pub max_refusals_per_connection: u32,
     /// Request bodies being read (`max_bodies_in_flight`): a body still arriving holds one
     /// of these, not an in-flight slot.
     pub bodies: Arc<Semaphore>,
@@ -176,6 +178,7 @@ impl<B> Front<B> {
             overload,
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             max_requests_per_connection: limits.max_requests_per_connection.get(),
+            max_refusals_per_connection: limits.max_refusals_per_connection.get(),
             bodies: Arc::new(Semaphore::new(limits.max_bodies_in_flight.get())),
             cors: Cors::default(),
             site: Site::new(PagesMode::None),
@@ -350,6 +353,14 @@ fn refused<B>(front: &Front<B>, conn: &ConnState, r: Refused) -> Reply {
             // answer is its last on this connection, and accept refuses it for a while.
             if front.gate.penalty.strike(conn.client, Instant::now()) == Strike::Boxed {
                 conn.end(Ended::Penalized);
+            } else if conn.next_refusal() >= front.max_refusals_per_connection
+                && conn.ask_to_close()
+            {
+                // A client that honours Retry-After meets a 429 or two on one connection;
+                // one that pipelines hundreds of requests (or ignores the header) is
+                // closed after this answer, so a botnet of fresh addresses, each under the
+                // penalty box's count, cannot make us write thousands of 429s per socket.
+                front.counters.reject(L4Reason::RefusalsPerConnection);
             }
             front.counters.reject(if scope == "source" {
                 L4Reason::RateLimitedSource
@@ -370,6 +381,7 @@ fn refused<B>(front: &Front<B>, conn: &ConnState, r: Refused) -> Reply {
             front.counters.reject(match reason {
                 "queue_depth" => L4Reason::QueueDepth,
                 "bodies_in_flight" => L4Reason::BodiesInFlight,
+                "reads_in_flight" => L4Reason::ReadsInFlight,
                 _ => L4Reason::InFlight,
             });
             static_error!(

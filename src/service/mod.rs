@@ -225,8 +225,19 @@ impl Backend for Service {
     }
 
     async fn log_read(&self, path: &str) -> Reply {
-        let owned = path.to_owned();
-        match self.blocking(move |log| log.read(&owned)).await {
+        // The checkpoint and the hash tiles are in memory (the tree's hashes, under a read
+        // lock held for microseconds): answered on the worker. Only entry bundles read the
+        // segment files and go to the blocking pool. Sending every read there made a flood
+        // of checkpoint GETs from 5,000 connections queue behind the pool's threads, hold
+        // `max_in_flight` slots for seconds, and shed voters' ballots with 503.
+        let from_memory = !path.starts_with("tile/entries/");
+        let read = if from_memory {
+            Some(self.log.read(path))
+        } else {
+            let owned = path.to_owned();
+            self.blocking(move |log| log.read(&owned)).await
+        };
+        match read {
             Some(Ok(bytes)) => {
                 let ct = if path == "checkpoint" {
                     "text/plain; charset=utf-8"

@@ -136,6 +136,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "rate_limited_source",
             "rate_limited_prefix",
             "in_flight",
+            "reads_in_flight",
             "bodies_in_flight",
             "queue_depth",
             "content_type",
@@ -145,6 +146,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "malformed_index",
             "metrics_forbidden",
             "cors_origin",
+            "refusals_per_connection",
         ],
     ),
     (

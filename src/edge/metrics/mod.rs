@@ -81,6 +81,7 @@ pub enum L4Reason {
     RateLimitedSource,
     RateLimitedPrefix,
     InFlight,
+    ReadsInFlight,
     BodiesInFlight,
     QueueDepth,
     ContentType,
@@ -90,15 +91,17 @@ pub enum L4Reason {
     MalformedIndex,
     MetricsForbidden,
     CorsOrigin,
+    RefusalsPerConnection,
 }
 
 impl L4Reason {
-    pub const ALL: [L4Reason; 14] = [
+    pub const ALL: [L4Reason; 16] = [
         L4Reason::Path,
         L4Reason::Method,
         L4Reason::RateLimitedSource,
         L4Reason::RateLimitedPrefix,
         L4Reason::InFlight,
+        L4Reason::ReadsInFlight,
         L4Reason::BodiesInFlight,
         L4Reason::QueueDepth,
         L4Reason::ContentType,
@@ -108,6 +111,7 @@ impl L4Reason {
         L4Reason::MalformedIndex,
         L4Reason::MetricsForbidden,
         L4Reason::CorsOrigin,
+        L4Reason::RefusalsPerConnection,
     ];
 
     pub fn label(self) -> &'static str {
@@ -117,6 +121,7 @@ impl L4Reason {
             L4Reason::RateLimitedSource => "rate_limited_source",
             L4Reason::RateLimitedPrefix => "rate_limited_prefix",
             L4Reason::InFlight => "in_flight",
+            L4Reason::ReadsInFlight => "reads_in_flight",
             L4Reason::BodiesInFlight => "bodies_in_flight",
             L4Reason::QueueDepth => "queue_depth",
             L4Reason::ContentType => "content_type",
@@ -126,6 +131,7 @@ impl L4Reason {
             L4Reason::MalformedIndex => "malformed_index",
             L4Reason::MetricsForbidden => "metrics_forbidden",
             L4Reason::CorsOrigin => "cors_origin",
+            L4Reason::RefusalsPerConnection => "refusals_per_connection",
         }
     }
 }
