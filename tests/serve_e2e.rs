@@ -616,6 +616,8 @@ async fn a_read_flood_is_limited_without_spending_the_ballot_budget() {
         ("reads_burst_per_source", "5"),
         ("ballots_per_source_per_s", "1"),
         ("ballots_burst_per_source", "2"),
+        // Budgets, not the connection's 429 quota, are what this test counts.
+        ("max_refusals_per_connection", "100"),
     ];
     let (_dir, server, voters) = start(2, "", &limits).await;
     let mut h = server.h1().await;
