@@ -304,13 +304,13 @@ pub struct LimitsConfig {
     pub keep_alive_idle_ms: u64,
     /// After this many requests a connection is asked to close (HTTP/1 `Connection: close`,
     /// HTTP/2 GOAWAY), so one connection cannot pin a source forever past new L1 rules.
+    pub max_requests_per_connection: NonZeroU32,
     /// 429s one connection may be answered before it is closed after the last (graceful:
     /// HTTP/1 `Connection: close`, HTTP/2 GOAWAY). A client that honours Retry-After sees
     /// one or two; a botnet connection pipelining a thousand requests, each source under
     /// the penalty box's count, made the server write ~100 429s per socket in a burst that
     /// delayed voters' handshakes by up to 2 s (slow-read run, 2026-12-07).
     pub max_refusals_per_connection: NonZeroU32,
-    pub max_requests_per_connection: NonZeroU32,
     /// HTTP/2 streams open at once on one connection.
     pub h2_max_concurrent_streams: u32,
     /// HTTP/2 streams reset by the client before we accepted them (rapid reset,
@@ -504,10 +504,13 @@ const fn nz32(n: u32) -> NonZeroU32 {
 
 impl LimitsConfig {
     /// Reads' share of `max_in_flight`: `max_reads_in_flight`, or three quarters of
-    /// `max_in_flight` (at least one) when it is not set.
+    /// `max_in_flight` (at least one) when it is not set; never more than `max_in_flight`
+    /// (`validate` refuses that, but a config built in code is not validated).
     pub fn reads_in_flight_cap(&self) -> usize {
+        let all = self.max_in_flight.get();
         self.max_reads_in_flight
-            .map_or((self.max_in_flight.get() * 3 / 4).max(1), NonZeroUsize::get)
+            .map_or((all * 3 / 4).max(1), NonZeroUsize::get)
+            .min(all)
     }
 }
 

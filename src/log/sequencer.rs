@@ -231,6 +231,12 @@ impl<G: Gate> LogHandle<G> {
     /// and for partial tiles of sizes never checkpointed.
     pub fn read(&self, path: &str) -> Result<Vec<u8>, ReadError> {
         let res = Resource::parse(path).ok_or(ReadError::NotFound)?;
+        self.read_resource(res)
+    }
+
+    /// [`Self::read`] of a parsed path. Only `Resource::Entries` reads the segment files;
+    /// the checkpoint and hash tiles come from memory.
+    pub fn read_resource(&self, res: Resource) -> Result<Vec<u8>, ReadError> {
         self.inner.shared.resource(res)
     }
 

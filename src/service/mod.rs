@@ -22,6 +22,7 @@ use crate::ballot::pool::{PoolError, VerifierPool};
 use crate::ballot::{parse_submission, BallotError, Limits, Precheck, VoterStates};
 use crate::edge::reply::code;
 use crate::edge::{Backend, Cache, Reply};
+use crate::log::tiles::Resource;
 use crate::log::{LogHandle, ReadError, Receipt, SubmitError};
 use gate::{BallotGate, Submission};
 
@@ -230,12 +231,12 @@ impl Backend for Service {
         // segment files and go to the blocking pool. Sending every read there made a flood
         // of checkpoint GETs from 5,000 connections queue behind the pool's threads, hold
         // `max_in_flight` slots for seconds, and shed voters' ballots with 503.
-        let from_memory = !path.starts_with("tile/entries/");
-        let read = if from_memory {
-            Some(self.log.read(path))
-        } else {
-            let owned = path.to_owned();
-            self.blocking(move |log| log.read(&owned)).await
+        let read = match Resource::parse(path) {
+            None => Some(Err(ReadError::NotFound)),
+            Some(res @ Resource::Entries { .. }) => {
+                self.blocking(move |log| log.read_resource(res)).await
+            }
+            Some(res) => Some(self.log.read_resource(res)),
         };
         match read {
             Some(Ok(bytes)) => {
