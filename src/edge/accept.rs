@@ -277,6 +277,7 @@ impl AcceptGate {
                 limits.max_connections.get(),
                 limits.reclaim_batch.get(),
                 limits.keep_alive_idle_min_ms.min(limits.keep_alive_idle_ms),
+                limits.new_connection_grace_ms,
             ),
             sources: Mutex::new(SourceTable::new(
                 cap,
