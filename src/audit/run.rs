@@ -28,9 +28,11 @@ pub const MAX_TILE_BYTES: usize = 256 * 32;
 /// Largest entry bundle: 256 entries of at most 65,535 bytes, each with its 2-byte length.
 pub const MAX_BUNDLE_BYTES: usize = 256 * (2 + 65_535);
 /// Most bundles in flight, whatever `--bundles-ahead` asks. Each one in flight holds its
-/// bundle, its level-0 tile and, once prepared, its decoded entries (~330 KB for 256
-/// ballots of 512-byte payloads): at 1,000 ahead the audit of a 1,000,001-entry log peaked
-/// at 347 MB. Two cores are kept busy with far fewer (8 do it), so more buys no speed.
+/// bundle, its level-0 tile and, once prepared, its decoded entries (~200 KB for 256
+/// ballots of 512-byte payloads): unclamped, 1,000 ahead took the audit of a 1,000,001-entry
+/// log to a max RSS of 336 MB (131 MB at 8); clamped here, 148 MB. Two cores are kept busy
+/// with far fewer (8 do it), so more buys no speed. A log of 16 MiB bundles (the largest
+/// allowed) still costs up to 64 × 16 MiB: the bound is in bundles, not bytes.
 pub const MAX_BUNDLES_AHEAD: usize = 64;
 
 /// What to audit.
