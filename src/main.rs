@@ -228,7 +228,7 @@ struct AuditArgs {
     #[arg(long, default_value_t = 100)]
     max_rate_limit_waits: u32,
     /// Entry bundles fetched and verified ahead of the one being checked in order (each
-    /// up to 16 MiB).
+    /// up to 16 MiB); at most 64 (more is taken as 64: it only costs memory).
     #[arg(long, default_value_t = 8)]
     bundles_ahead: usize,
     /// Say on stderr how far the audit has got, at most this often; 0: never.
@@ -314,6 +314,13 @@ fn audit(args: AuditArgs) -> u8 {
             }
             _ => bail!("give exactly one of --url and --dir"),
         };
+        if args.bundles_ahead > urna::audit::run::MAX_BUNDLES_AHEAD {
+            eprintln!(
+                "--bundles-ahead {}: using {}, the most that buys speed (each bundle ahead costs memory)",
+                args.bundles_ahead,
+                urna::audit::run::MAX_BUNDLES_AHEAD
+            );
+        }
         Ok(urna::audit::AuditRequest {
             source: std::sync::Arc::new(source),
             verifier_key,

@@ -319,6 +319,27 @@ async fn audit_of_a_live_server_passes_with_the_right_counts_and_extends_an_earl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundles_ahead_past_the_cap_is_clamped_said_and_audits_the_same() {
+    // Memory grows with the bundles in flight (docs/AUDITING.md), so a huge
+    // `--bundles-ahead` must neither be obeyed nor change the result.
+    let (e, mirror) = mirrored().await;
+    let plain = e.audit_dir(&mirror, &["--json"]);
+    let huge = e.audit_dir(&mirror, &["--json", "--bundles-ahead", "1000000"]);
+    assert_eq!(huge.code, 0, "{}\n{}", huge.stdout, huge.stderr);
+    assert!(
+        huge.stderr.contains("--bundles-ahead 1000000: using 64"),
+        "{}",
+        huge.stderr
+    );
+    assert!(
+        !plain.stderr.contains("--bundles-ahead"),
+        "{}",
+        plain.stderr
+    );
+    assert_eq!(plain.json(), huge.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_with_one_entry_byte_changed_fails_naming_the_entry_or_tile() {
     let (e, mirror) = mirrored().await;
     // A payload byte: the voter's signature no longer covers the entry.

@@ -214,6 +214,24 @@ impl VoterStates {
     /// [`VoterStates::replay_entry`] for an entry already decoded: the auditor decodes (and
     /// verifies signatures) in parallel, then applies the rules here, in log order.
     pub fn replay(&mut self, index: u64, decoded: &Entry) -> Result<(), ReplayError> {
+        let digest = match decoded {
+            Entry::Ballot(lb) => Some(lb.digest()),
+            Entry::Manifest(_) => None,
+        };
+        self.replay_digested(index, decoded, digest)
+    }
+
+    /// [`VoterStates::replay`] with the ballot's digest ([`crate::ballot::LoggedBallot::digest`]) already
+    /// computed, `None` for a manifest: the auditor hashes each ballot on its parallel
+    /// threads, so its in-order path (one core) does not hash the payload again. A digest
+    /// that is not the ballot's would corrupt the identical-repeat rule: only the entry's
+    /// own is ever passed.
+    pub fn replay_digested(
+        &mut self,
+        index: u64,
+        decoded: &Entry,
+        digest: Option<BallotDigest>,
+    ) -> Result<(), ReplayError> {
         match (index, decoded) {
             (0, Entry::Manifest(m)) => {
                 // The log key is not the ballot layer's to know: the log checks its
@@ -238,7 +256,7 @@ impl VoterStates {
                 self.election
                     .check_window(lb.received_ms)
                     .map_err(|e| rule(e.to_string()))?;
-                let digest = lb.digest();
+                let digest = digest.unwrap_or_else(|| lb.digest());
                 match self.rule_with_cap(voter, lb.ballot.seq(), || digest, u32::MAX) {
                     Ok(None) => {
                         self.record(voter, lb.ballot.seq(), digest, i);
