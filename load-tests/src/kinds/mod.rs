@@ -24,10 +24,14 @@ pub mod arrivals;
 pub mod flood;
 pub mod handshake_flood;
 pub mod handshake_stall;
+pub mod header_bomb;
 pub mod hold;
 pub mod http;
 pub mod idle_keepalive;
 pub mod idle_tcp;
+pub mod malformed_json;
+pub mod oversize_body;
+pub mod probe;
 pub mod retry;
 pub mod slow_body;
 pub mod slow_read;
@@ -166,6 +170,9 @@ registry! {
     "handshake-flood" => HandshakeFlood(handshake_flood::HandshakeFlood),
     "slow-body" => SlowBody(slow_body::SlowBody),
     "slow-read" => SlowRead(slow_read::SlowRead),
+    "oversize-body" => OversizeBody(oversize_body::OversizeBody),
+    "header-bomb" => HeaderBomb(header_bomb::HeaderBomb),
+    "malformed-json" => MalformedJson(malformed_json::MalformedJson),
 }
 
 impl Task {
