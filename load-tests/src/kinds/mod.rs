@@ -32,6 +32,7 @@ pub mod idle_tcp;
 pub mod malformed_json;
 pub mod oversize_body;
 pub mod probe;
+pub mod read_flood;
 pub mod retry;
 pub mod slow_body;
 pub mod slow_read;
@@ -170,6 +171,7 @@ registry! {
     "handshake-flood" => HandshakeFlood(handshake_flood::HandshakeFlood),
     "slow-body" => SlowBody(slow_body::SlowBody),
     "slow-read" => SlowRead(slow_read::SlowRead),
+    "read-flood" => ReadFlood(read_flood::ReadFlood),
     "oversize-body" => OversizeBody(oversize_body::OversizeBody),
     "header-bomb" => HeaderBomb(header_bomb::HeaderBomb),
     "malformed-json" => MalformedJson(malformed_json::MalformedJson),
