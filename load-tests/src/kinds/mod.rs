@@ -33,6 +33,7 @@ pub mod malformed_json;
 pub mod oversize_body;
 pub mod probe;
 pub mod read_flood;
+pub mod replay;
 pub mod retry;
 pub mod slow_body;
 pub mod slow_read;
@@ -175,6 +176,7 @@ registry! {
     "oversize-body" => OversizeBody(oversize_body::OversizeBody),
     "header-bomb" => HeaderBomb(header_bomb::HeaderBomb),
     "malformed-json" => MalformedJson(malformed_json::MalformedJson),
+    "replay" => Replay(replay::Replay),
 }
 
 impl Task {
