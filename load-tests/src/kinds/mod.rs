@@ -22,6 +22,7 @@ use crate::scenario::Scenario;
 
 pub mod arrivals;
 pub mod flood;
+pub mod h2_frames;
 pub mod handshake_flood;
 pub mod handshake_stall;
 pub mod header_bomb;
@@ -177,6 +178,7 @@ registry! {
     "header-bomb" => HeaderBomb(header_bomb::HeaderBomb),
     "malformed-json" => MalformedJson(malformed_json::MalformedJson),
     "replay" => Replay(replay::Replay),
+    "h2-frames" => H2Frames(h2_frames::H2Frames),
 }
 
 impl Task {
