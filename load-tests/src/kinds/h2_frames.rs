@@ -26,15 +26,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout_at;
 
-use super::hold::{open_tcp, Driver, Next, Shared};
-use super::{
-    check_connections, check_pool, check_rate, check_tls, BoxFuture, Kind, Plan, PlanContext, Pool,
-    Window,
-};
+use super::hold::{open_tcp, open_tls_alpn, Driver, Next, Shared};
+use super::probe::{check_lanes, driver, name_of};
+use super::{check_tls, BoxFuture, Kind, Plan, PlanContext, Window};
 use crate::net::Target;
 use crate::report::Stats;
 use crate::scenario::Scenario;
@@ -73,7 +71,7 @@ fn default_hold_ms() -> u64 {
     5000
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Attack {
     RapidReset,
@@ -82,19 +80,6 @@ pub enum Attack {
     PingFlood,
     SettingsFlood,
     EmptyData,
-}
-
-impl Attack {
-    fn label(self) -> &'static str {
-        match self {
-            Attack::RapidReset => "rapid-reset",
-            Attack::Continuation => "continuation",
-            Attack::StreamFlood => "stream-flood",
-            Attack::PingFlood => "ping-flood",
-            Attack::SettingsFlood => "settings-flood",
-            Attack::EmptyData => "empty-data",
-        }
-    }
 }
 
 // Frame types and flags (RFC 9113 §6).
@@ -244,9 +229,7 @@ impl Kind for H2Frames {
 
     fn check(&self, s: &Scenario) -> anyhow::Result<()> {
         let name = &self.name;
-        check_connections(name, self.connections)?;
-        check_pool(name, &self.sources)?;
-        check_rate(name, self.rate_per_s)?;
+        check_lanes(name, self.connections, &self.sources, self.rate_per_s)?;
         check_tls(name, s)?;
         anyhow::ensure!(
             (1..=100_000).contains(&self.frames),
@@ -265,12 +248,7 @@ impl Kind for H2Frames {
 
     fn plan(&self, cx: &mut PlanContext<'_>) -> anyhow::Result<Box<dyn Plan>> {
         Ok(Box::new(H2Plan {
-            driver: Driver {
-                connections: self.connections,
-                rate_per_s: self.rate_per_s,
-                reconnect: Duration::ZERO,
-                pool: Pool::new(self.sources),
-            },
+            driver: driver(self.connections, self.rate_per_s, self.sources),
             attack: Arc::new(Onslaught {
                 attack: self.attack,
                 authority: cx.host.to_owned(),
@@ -396,24 +374,14 @@ async fn one(
     deadline: Instant,
     stats: Shared,
 ) -> Next {
-    let label = a.attack.label();
+    let label = &name_of(&a.attack);
     let began = Instant::now();
     let Some(tcp) = open_tcp(&target, ip, deadline, &stats).await else {
         return Next::Pause;
     };
-    let Some(tls_config) = target.tls(true) else {
-        return Next::Pause;
+    let Some(mut tls) = open_tls_alpn(&target, tcp, began, deadline, &stats, true).await else {
+        return Next::Again;
     };
-    let hs = tokio_rustls::TlsConnector::from(tls_config).connect(target.server_name.clone(), tcp);
-    let mut tls = match timeout_at(deadline.into(), hs).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(_)) => {
-            stats.lock().fail("tls");
-            return Next::Again;
-        }
-        Err(_) => return Next::Again,
-    };
-    stats.lock().handshake(super::us_since(began));
     if tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]) {
         stats.lock().outcome(&format!("{label}: no h2 by ALPN"));
         return Next::Again;

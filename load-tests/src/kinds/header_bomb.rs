@@ -4,15 +4,11 @@
 //! the byte bound. The server should answer 431 (or 414 / 400) and close, having held at
 //! most its bound of each: never a 2xx, never a head read without end.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::hold::Driver;
-use super::probe::{check_mix, head, MixPlan, Probe};
-use super::{check_connections, check_pool, check_rate, Kind, Plan, PlanContext, Pool};
+use super::probe::{check_lanes, check_probing, driver, head, name_of, one_per_connection, Probe};
+use super::{Kind, Plan, PlanContext};
 use crate::scenario::Scenario;
 
 /// Largest head this kind writes: 1 MiB, 64× the server's default bound.
@@ -54,7 +50,7 @@ fn answer_wait_ms() -> u64 {
     super::probe::DEFAULT_ANSWER_WAIT.as_millis() as u64
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// `headers` short header lines.
@@ -74,17 +70,6 @@ fn all_variants() -> Vec<Variant> {
         Variant::LongLine,
         Variant::ManyBytes,
     ]
-}
-
-impl Variant {
-    fn label(self) -> &'static str {
-        match self {
-            Variant::ManyHeaders => "many-headers",
-            Variant::HugeValue => "huge-value",
-            Variant::LongLine => "long-line",
-            Variant::ManyBytes => "many-bytes",
-        }
-    }
 }
 
 /// The whole request of `v` (a GET of the checkpoint: a cheap route if the head were let
@@ -127,9 +112,7 @@ impl Kind for HeaderBomb {
 
     fn check(&self, _: &Scenario) -> anyhow::Result<()> {
         let name = &self.name;
-        check_connections(name, self.connections)?;
-        check_pool(name, &self.sources)?;
-        check_rate(name, self.rate_per_s)?;
+        check_lanes(name, self.connections, &self.sources, self.rate_per_s)?;
         anyhow::ensure!(!self.variants.is_empty(), "task {name}: variants is empty");
         anyhow::ensure!(
             (1..=10_000).contains(&self.headers),
@@ -139,7 +122,7 @@ impl Kind for HeaderBomb {
             (1..=MAX_HEAD_BYTES).contains(&self.bytes),
             "task {name}: bytes must be in 1..={MAX_HEAD_BYTES}"
         );
-        check_mix(name, 1, self.answer_wait_ms, &[Probe::new("", Vec::new())])
+        check_probing(name, 1, self.answer_wait_ms)
     }
 
     fn max_sockets(&self) -> usize {
@@ -151,23 +134,16 @@ impl Kind for HeaderBomb {
             .variants
             .iter()
             .map(|&v| Probe {
-                // A head the server refused leaves nothing to frame the next request by.
-                ends_connection: true,
-                ..Probe::new(v.label(), request(v, cx.host, self.headers, self.bytes))
+                ..Probe::new(name_of(&v), request(v, cx.host, self.headers, self.bytes))
             })
             .collect();
-        Ok(Box::new(MixPlan {
-            driver: Driver {
-                connections: self.connections,
-                rate_per_s: self.rate_per_s,
-                reconnect: Duration::ZERO,
-                pool: Pool::new(self.sources),
-            },
-            probes: Arc::new(probes),
-            per_connection: 1,
-            answer_wait: Duration::from_millis(self.answer_wait_ms),
-            seed: self.seed,
-        }))
+        Ok(Box::new(one_per_connection(
+            &self.name,
+            driver(self.connections, self.rate_per_s, self.sources),
+            probes,
+            self.answer_wait_ms,
+            self.seed,
+        )?))
     }
 }
 

@@ -5,18 +5,14 @@
 //! would log it: every one must be answered 400 `malformed`, and any 2xx is counted as a
 //! hostile ballot accepted (which fails the run).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use ipnet::IpNet;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::hold::Driver;
-use super::probe::{check_mix, post_ballot, MixPlan, Probe};
-use super::{check_connections, check_pool, check_rate, Kind, Plan, PlanContext, Pool};
+use super::probe::{check_lanes, check_probing, driver, name_of, post_ballot, MixPlan, Probe};
+use super::{Kind, Plan, PlanContext};
 use crate::ballots::seq_base;
 use crate::scenario::Scenario;
 
@@ -64,7 +60,7 @@ fn answer_wait_ms() -> u64 {
 }
 
 /// One family of malformed submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// A valid submission cut at a random byte.
@@ -106,25 +102,6 @@ fn all_variants() -> Vec<Variant> {
         NotObject,
         SeqRange,
     ]
-}
-
-impl Variant {
-    fn label(self) -> &'static str {
-        use Variant::*;
-        match self {
-            Truncated => "truncated",
-            WrongType => "wrong-type",
-            DuplicateKey => "duplicate-key",
-            DeepNesting => "deep-nesting",
-            BadBase64 => "bad-base64",
-            NonUtf8 => "non-utf8",
-            UnknownField => "unknown-field",
-            MissingField => "missing-field",
-            TrailingData => "trailing-data",
-            NotObject => "not-object",
-            SeqRange => "seq-range",
-        }
-    }
 }
 
 const MEMBERS: [&str; 6] = ["election", "alg", "voter", "seq", "payload", "sig"];
@@ -240,22 +217,14 @@ impl Kind for MalformedJson {
 
     fn check(&self, s: &Scenario) -> anyhow::Result<()> {
         let name = &self.name;
-        check_connections(name, self.connections)?;
-        check_pool(name, &self.sources)?;
-        check_rate(name, self.rate_per_s)?;
+        check_lanes(name, self.connections, &self.sources, self.rate_per_s)?;
         anyhow::ensure!(s.voters.is_some(), "task {name}: needs `voters`");
         anyhow::ensure!(!self.variants.is_empty(), "task {name}: variants is empty");
         anyhow::ensure!(
             (1..=16_000).contains(&self.nesting_depth),
             "task {name}: nesting_depth must be in 1..=16000"
         );
-        let stand_in = [Probe::new("", Vec::new())];
-        check_mix(
-            name,
-            self.requests_per_connection,
-            self.answer_wait_ms,
-            &stand_in,
-        )
+        check_probing(name, self.requests_per_connection, self.answer_wait_ms)
     }
 
     fn voters_wanted(&self, _: &Scenario) -> usize {
@@ -282,28 +251,18 @@ impl Kind for MalformedJson {
                 let body = malform(v, &valid, self.nesting_depth, &mut rng);
                 probes.push(Probe {
                     must_refuse: true,
-                    ..Probe::new(v.label(), post_ballot(cx.host, &body))
+                    ..Probe::new(name_of(&v), post_ballot(cx.host, &body))
                 });
             }
         }
-        check_mix(
+        Ok(Box::new(MixPlan::new(
             &self.name,
+            driver(self.connections, self.rate_per_s, self.sources),
+            probes,
             self.requests_per_connection,
             self.answer_wait_ms,
-            &probes,
-        )?;
-        Ok(Box::new(MixPlan {
-            driver: Driver {
-                connections: self.connections,
-                rate_per_s: self.rate_per_s,
-                reconnect: Duration::ZERO,
-                pool: Pool::new(self.sources),
-            },
-            probes: Arc::new(probes),
-            per_connection: self.requests_per_connection,
-            answer_wait: Duration::from_millis(self.answer_wait_ms),
-            seed: self.seed,
-        }))
+            self.seed,
+        )?))
     }
 }
 

@@ -7,15 +7,11 @@
 //! `request_timeout` for one that never arrives, 400 for a head that cannot be framed.
 //! A 2xx to any of them is a hostile ballot accepted.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::hold::Driver;
-use super::probe::{check_mix, head, MixPlan, Probe};
-use super::{check_connections, check_pool, check_rate, Kind, Plan, PlanContext, Pool};
+use super::probe::{check_lanes, check_probing, driver, head, name_of, one_per_connection, Probe};
+use super::{Kind, Plan, PlanContext};
 use crate::scenario::Scenario;
 
 /// Largest body this kind sends whole: 16× the server's default limit, so a raised limit
@@ -53,7 +49,7 @@ fn answer_wait_ms() -> u64 {
     super::probe::DEFAULT_ANSWER_WAIT.as_millis() as u64
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// `limit_bytes + 1` bytes, declared truthfully and sent whole: 413.
@@ -87,22 +83,6 @@ fn all_variants() -> Vec<Variant> {
         ConflictingLengths,
         ChunkedOverLimit,
     ]
-}
-
-impl Variant {
-    fn label(self) -> &'static str {
-        use Variant::*;
-        match self {
-            OverLimit => "over-limit",
-            DeclaredLarger => "declared-larger",
-            DeclaredSmaller => "declared-smaller",
-            AbsurdLength => "absurd-length",
-            OverflowLength => "overflow-length",
-            NegativeLength => "negative-length",
-            ConflictingLengths => "conflicting-lengths",
-            ChunkedOverLimit => "chunked-over-limit",
-        }
-    }
 }
 
 /// The request of `v`: a head with the lie, then what is really sent. The body is JSON
@@ -146,15 +126,13 @@ impl Kind for OversizeBody {
 
     fn check(&self, _: &Scenario) -> anyhow::Result<()> {
         let name = &self.name;
-        check_connections(name, self.connections)?;
-        check_pool(name, &self.sources)?;
-        check_rate(name, self.rate_per_s)?;
+        check_lanes(name, self.connections, &self.sources, self.rate_per_s)?;
         anyhow::ensure!(!self.variants.is_empty(), "task {name}: variants is empty");
         anyhow::ensure!(
             (1..MAX_LIMIT_BYTES).contains(&self.limit_bytes),
             "task {name}: limit_bytes must be in 1..{MAX_LIMIT_BYTES}"
         );
-        check_mix(name, 1, self.answer_wait_ms, &[Probe::new("", Vec::new())])
+        check_probing(name, 1, self.answer_wait_ms)
     }
 
     fn max_sockets(&self) -> usize {
@@ -167,23 +145,16 @@ impl Kind for OversizeBody {
             .iter()
             .map(|&v| Probe {
                 must_refuse: true,
-                // Every variant leaves the stream's framing unknown (or the server closes).
-                ends_connection: true,
-                ..Probe::new(v.label(), request(v, cx.host, self.limit_bytes))
+                ..Probe::new(name_of(&v), request(v, cx.host, self.limit_bytes))
             })
             .collect();
-        Ok(Box::new(MixPlan {
-            driver: Driver {
-                connections: self.connections,
-                rate_per_s: self.rate_per_s,
-                reconnect: Duration::ZERO,
-                pool: Pool::new(self.sources),
-            },
-            probes: Arc::new(probes),
-            per_connection: 1,
-            answer_wait: Duration::from_millis(self.answer_wait_ms),
-            seed: self.seed,
-        }))
+        Ok(Box::new(one_per_connection(
+            &self.name,
+            driver(self.connections, self.rate_per_s, self.sources),
+            probes,
+            self.answer_wait_ms,
+            self.seed,
+        )?))
     }
 }
 

@@ -23,10 +23,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::timeout_at;
 
 use super::hold::{open_tcp, open_tls, Driver, Next, Shared};
-use super::{BoxFuture, Plan, Window, GRACE};
+use super::{check_connections, check_pool, check_rate, BoxFuture, Plan, Pool, Window, GRACE};
 use crate::h1::H1Error;
 use crate::net::{H1Conn, Io, Target};
 use crate::report::{error_code, Stats};
+use ipnet::IpNet;
 
 /// Longest a probe waits for its answer by default: past the server's body timeout (5 s),
 /// so a body that never comes is seen answered 408 rather than given up on.
@@ -235,7 +236,8 @@ impl Plan for MixPlan {
             seed,
         } = *self;
         let weights = probes.iter().map(|p| p.weight);
-        // Every kind checks its weights (each at least 1) before the plan exists.
+        // `MixPlan::new` checked the weights (at least one probe, each at least 1); a
+        // kind that swaps its probes later (read-flood) makes them the same way.
         let pick = Arc::new(WeightedIndex::new(weights).expect("checked: a positive weight"));
         let opened = Arc::new(AtomicU64::new(0));
         Box::pin(driver.drive(window, stats, move |ip, deadline| {
@@ -272,13 +274,53 @@ impl Plan for MixPlan {
     }
 }
 
-/// `per_connection` in 1..=10000, `answer_wait_ms` in 1..=60000, weights in 1..=1000.
-pub fn check_mix(
+impl MixPlan {
+    /// A mix of `probes` (task `name`'s), checked: the pick needs one, and weights ≥ 1.
+    pub fn new(
+        name: &str,
+        driver: Driver,
+        probes: Vec<Probe>,
+        per_connection: usize,
+        answer_wait_ms: u64,
+        seed: u64,
+    ) -> anyhow::Result<MixPlan> {
+        check_weights(name, &probes)?;
+        Ok(MixPlan {
+            driver,
+            probes: Arc::new(probes),
+            per_connection,
+            answer_wait: Duration::from_millis(answer_wait_ms),
+            seed,
+        })
+    }
+}
+
+/// The driver of every probing kind: `connections` held slots (or `rate_per_s` new
+/// connections a second, at most `connections` alive) from the pool `sources`, a slot
+/// opening its next connection as soon as one ends.
+pub fn driver(connections: usize, rate_per_s: Option<f64>, sources: IpNet) -> Driver {
+    Driver {
+        connections,
+        rate_per_s,
+        reconnect: Duration::ZERO,
+        pool: Pool::new(sources),
+    }
+}
+
+/// The bounds every probing kind's connections share: their count, pool and rate.
+pub fn check_lanes(
     name: &str,
-    per_connection: usize,
-    answer_wait_ms: u64,
-    probes: &[Probe],
+    connections: usize,
+    sources: &IpNet,
+    rate_per_s: Option<f64>,
 ) -> anyhow::Result<()> {
+    check_connections(name, connections)?;
+    check_pool(name, sources)?;
+    check_rate(name, rate_per_s)
+}
+
+/// `per_connection` in 1..=10000, `answer_wait_ms` in 1..=60000.
+pub fn check_probing(name: &str, per_connection: usize, answer_wait_ms: u64) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=10_000).contains(&per_connection),
         "task {name}: requests_per_connection must be in 1..=10000"
@@ -287,12 +329,45 @@ pub fn check_mix(
         (1..=60_000).contains(&answer_wait_ms),
         "task {name}: answer_wait_ms must be in 1..=60000"
     );
+    Ok(())
+}
+
+/// Probes to pick from: at least one, every weight in 1..=1000 (what the pick needs).
+fn check_weights(name: &str, probes: &[Probe]) -> anyhow::Result<()> {
     anyhow::ensure!(!probes.is_empty(), "task {name}: nothing to send");
     anyhow::ensure!(
         probes.iter().all(|p| (1..=1000).contains(&p.weight)),
         "task {name}: every weight must be in 1..=1000"
     );
     Ok(())
+}
+
+/// A mix of probes that each end their connection (after a refused head or a lying
+/// length the stream's framing is unknown): one probe a connection.
+pub fn one_per_connection(
+    name: &str,
+    driver: Driver,
+    probes: Vec<Probe>,
+    answer_wait_ms: u64,
+    seed: u64,
+) -> anyhow::Result<MixPlan> {
+    let probes = probes
+        .into_iter()
+        .map(|p| Probe {
+            ends_connection: true,
+            ..p
+        })
+        .collect();
+    MixPlan::new(name, driver, probes, 1, answer_wait_ms, seed)
+}
+
+/// A variant's name as the scenario spells it (its serde name, `kebab-case`): the label
+/// its probes carry in the report, so the two never drift apart.
+pub fn name_of<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The request head every probing kind starts from: request line, `Host`, and for a body

@@ -6,18 +6,15 @@
 //! another test): each tile is checked to be `32 × width` bytes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 use tokio::time::timeout_at;
 use urna::log::tiles::{Resource, TILE_WIDTH};
 
-use super::hold::Driver;
-use super::probe::{check_mix, head, MixPlan, Probe};
-use super::{
-    check_connections, check_pool, check_rate, BoxFuture, Kind, Plan, PlanContext, Pool, Window,
-};
+use super::probe::{check_lanes, check_probing, driver, head, MixPlan, Probe};
+use super::{BoxFuture, Kind, Plan, PlanContext, Window};
 use crate::net::{connect_h1, Target};
 use crate::report::Stats;
 use crate::scenario::Scenario;
@@ -92,21 +89,14 @@ impl Kind for ReadFlood {
 
     fn check(&self, _: &Scenario) -> anyhow::Result<()> {
         let name = &self.name;
-        check_connections(name, self.connections)?;
-        check_pool(name, &self.sources)?;
-        check_rate(name, self.rate_per_s)?;
+        check_lanes(name, self.connections, &self.sources, self.rate_per_s)?;
         let p = self.paths;
         let weights = [p.checkpoint, p.tile, p.entries, p.receipt];
         anyhow::ensure!(
             weights.iter().all(|w| *w <= 1000) && weights.iter().any(|w| *w > 0),
             "task {name}: paths weights must be in 0..=1000, one at least 1"
         );
-        check_mix(
-            name,
-            self.requests_per_connection,
-            self.answer_wait_ms,
-            &[Probe::new("", Vec::new())],
-        )
+        check_probing(name, self.requests_per_connection, self.answer_wait_ms)
     }
 
     fn max_sockets(&self) -> usize {
@@ -117,18 +107,15 @@ impl Kind for ReadFlood {
         Ok(Box::new(ReadFloodPlan {
             paths: self.paths,
             host: cx.host.to_owned(),
-            mix: MixPlan {
-                driver: Driver {
-                    connections: self.connections,
-                    rate_per_s: self.rate_per_s,
-                    reconnect: Duration::ZERO,
-                    pool: Pool::new(self.sources),
-                },
-                probes: Arc::new(Vec::new()),
-                per_connection: self.requests_per_connection,
-                answer_wait: Duration::from_millis(self.answer_wait_ms),
-                seed: self.seed,
-            },
+            // A log of one entry (the manifest, always there) until its size is read.
+            mix: MixPlan::new(
+                &self.name,
+                driver(self.connections, self.rate_per_s, self.sources),
+                probes(self.paths, cx.host, 1),
+                self.requests_per_connection,
+                self.answer_wait_ms,
+                self.seed,
+            )?,
         }))
     }
 }
@@ -157,11 +144,7 @@ impl Plan for ReadFloodPlan {
     }
 
     fn run(self: Box<Self>, target: Arc<Target>, window: Window) -> BoxFuture<'static, Stats> {
-        let mut mix = Box::new(self.mix);
-        if mix.probes.is_empty() {
-            mix.probes = Arc::new(probes(self.paths, &self.host, 1));
-        }
-        mix.run(target, window)
+        Box::new(self.mix).run(target, window)
     }
 }
 

@@ -20,11 +20,10 @@ use serde::Deserialize;
 use tokio::time::sleep;
 
 use super::hold::{Driver, Next, Shared};
-use super::probe::{check_mix, exchange, open, post_ballot, Probe, Reaction};
-use super::{
-    check_connections, check_pool, check_rate, BoxFuture, Kind, Plan, PlanContext, Pool, Window,
-    GRACE,
+use super::probe::{
+    check_lanes, check_probing, driver, exchange, open, post_ballot, Probe, Reaction,
 };
+use super::{BoxFuture, Kind, Plan, PlanContext, Window, GRACE};
 use crate::ballots::seq_base;
 use crate::net::{H1Conn, Target};
 use crate::report::Stats;
@@ -92,20 +91,13 @@ impl Kind for Replay {
 
     fn check(&self, s: &Scenario) -> anyhow::Result<()> {
         let name = &self.name;
-        check_connections(name, self.connections)?;
-        check_pool(name, &self.sources)?;
-        check_rate(name, self.rate_per_s)?;
+        check_lanes(name, self.connections, &self.sources, self.rate_per_s)?;
         anyhow::ensure!(s.voters.is_some(), "task {name}: needs `voters`");
         anyhow::ensure!(
             (1..=10_000).contains(&self.keys),
             "task {name}: keys must be in 1..=10000"
         );
-        check_mix(
-            name,
-            self.requests_per_connection,
-            self.answer_wait_ms,
-            &[Probe::new("", Vec::new())],
-        )
+        check_probing(name, self.requests_per_connection, self.answer_wait_ms)
     }
 
     fn voters_wanted(&self, _: &Scenario) -> usize {
@@ -157,12 +149,7 @@ impl Kind for Replay {
             })
             .collect();
         Ok(Box::new(ReplayPlan {
-            driver: Driver {
-                connections: self.connections,
-                rate_per_s: self.rate_per_s,
-                reconnect: Duration::ZERO,
-                pool: Pool::new(self.sources),
-            },
+            driver: driver(self.connections, self.rate_per_s, self.sources),
             keys: Arc::new(captured),
             per_connection: self.requests_per_connection,
             answer_wait: Duration::from_millis(self.answer_wait_ms),
