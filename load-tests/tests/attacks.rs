@@ -356,3 +356,35 @@ hold_ms = 2500
     assert!(under(report.task("empty-data").unwrap(), "empty-data") > 0);
     served.stop().await;
 }
+
+/// The shipped attack scenarios parse, pass every bound, and each runs its kind beside
+/// arriving voters (a typo in a key would otherwise surface only in a 45 s run).
+#[test]
+fn every_attack_scenario_parses_passes_its_bounds_and_has_voters() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !file.starts_with("attack-") {
+            continue;
+        }
+        let s = Scenario::read(&path).unwrap();
+        s.check().unwrap_or_else(|e| panic!("{file}: {e}"));
+        let kinds: Vec<&str> = s.tasks.iter().map(|t| t.kind()).collect();
+        assert!(kinds.contains(&"arrivals"), "{file}: {kinds:?}");
+        let kind = file.trim_start_matches("attack-").trim_end_matches(".toml");
+        assert!(kinds.contains(&kind), "{file}: {kinds:?}");
+        seen.push(kind.to_owned());
+    }
+    seen.sort();
+    let want = [
+        "h2-frames",
+        "header-bomb",
+        "malformed-json",
+        "oversize-body",
+        "read-flood",
+        "replay",
+    ];
+    assert_eq!(seen, want);
+}
