@@ -37,7 +37,17 @@ pub struct Stats {
     /// Each legitimate ballot's outcome (`arrivals` and `voters` tasks): one per arriving
     /// voter, or one per pre-signed ballot a `voters` lane sent.
     pub arrivals: Option<ArrivalStats>,
+    /// What the server did to each probe of the probing kinds (`malformed-json`,
+    /// `h2-frames`, ...): `"<probe>: <reaction>"` → count, at most [`MAX_OUTCOMES`] keys.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Hostile ballots the server accepted: a malformed or oversized submission answered
+    /// 2xx, a replay answered 201 (logged again). Any fails the run's verdict.
+    pub hostile_ballots: u64,
 }
+
+/// Most distinct keys of [`Stats::outcomes`]: the reactions include what the server says
+/// (status, error code), so the map is bounded; past it, new keys count as `other`.
+pub const MAX_OUTCOMES: usize = 256;
 
 /// One latency histogram's bounds: 1 µs .. 1 hour at 3 significant digits, fixed-size
 /// whatever the run.
@@ -163,6 +173,8 @@ impl Default for Stats {
             bytes_read: 0,
             skipped_at_cap: 0,
             arrivals: None,
+            outcomes: BTreeMap::new(),
+            hostile_ballots: 0,
         }
     }
 }
@@ -196,6 +208,22 @@ impl Stats {
     pub fn fail(&mut self, kind: &str) {
         self.io_errors += 1;
         *self.failures.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    /// Counts one reaction of the server to a probe (bounded: see [`MAX_OUTCOMES`]).
+    pub fn outcome(&mut self, key: &str) {
+        self.outcomes_add(key, 1);
+    }
+
+    /// Counts `n` reactions of one kind at once (bounded like [`Stats::outcome`]).
+    pub fn outcomes_add(&mut self, key: &str, n: u64) {
+        if let Some(v) = self.outcomes.get_mut(key) {
+            *v += n;
+        } else if self.outcomes.len() < MAX_OUTCOMES {
+            self.outcomes.insert(key.to_owned(), n);
+        } else {
+            *self.outcomes.entry("other".to_owned()).or_default() += n;
+        }
     }
 
     /// Records a completed TLS handshake that took `us`.
@@ -232,6 +260,10 @@ impl Stats {
         }
         self.bytes_read += other.bytes_read;
         self.skipped_at_cap += other.skipped_at_cap;
+        for (k, v) in other.outcomes {
+            self.outcomes_add(&k, v);
+        }
+        self.hostile_ballots += other.hostile_ballots;
         match (&mut self.arrivals, other.arrivals) {
             (Some(mine), Some(a)) => mine.merge(a),
             (None, Some(a)) => self.arrivals = Some(a),
@@ -240,7 +272,7 @@ impl Stats {
     }
 }
 
-fn error_code(body: &[u8]) -> Option<String> {
+pub(crate) fn error_code(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct E {
         error: String,
@@ -301,6 +333,11 @@ pub struct TaskReport {
     /// try %, retries, latency from arrival (a `voters` ballot arrives at its scheduled
     /// send time).
     pub arrivals: Option<ArrivalsReport>,
+    /// The probing kinds: what the server did to each probe (see [`Stats::outcomes`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<String, u64>,
+    /// Hostile ballots the server accepted (see [`Stats::hostile_ballots`]).
+    pub hostile_ballots: u64,
 }
 
 /// TLS handshakes a task made.
@@ -400,6 +437,8 @@ impl TaskReport {
                 }
             }),
             arrivals: s.arrivals.as_ref().map(ArrivalsReport::of),
+            outcomes: s.outcomes.clone(),
+            hostile_ballots: s.hostile_ballots,
         }
     }
 
@@ -437,6 +476,12 @@ impl Verdict {
     pub fn of(tasks: &[TaskReport], expect: &crate::scenario::Expect) -> Verdict {
         let mut failures = Vec::new();
         for t in tasks {
+            if t.hostile_ballots > 0 {
+                failures.push(format!(
+                    "task {}: the server accepted {} hostile ballots (malformed, oversized or replayed)",
+                    t.name, t.hostile_ballots
+                ));
+            }
             let Some(a) = &t.arrivals else {
                 continue;
             };
@@ -526,6 +571,12 @@ impl Report {
             }
             if t.bytes_read > 0 {
                 let _ = writeln!(out, "  bytes read: {}", t.bytes_read);
+            }
+            if !t.outcomes.is_empty() {
+                let _ = writeln!(out, "  outcomes: {:?}", t.outcomes);
+            }
+            if t.hostile_ballots > 0 {
+                let _ = writeln!(out, "  HOSTILE BALLOTS ACCEPTED: {}", t.hostile_ballots);
             }
             if t.skipped_at_cap > 0 {
                 let _ = writeln!(

@@ -163,7 +163,19 @@ pub async fn open_tls(
     deadline: Instant,
     stats: &Shared,
 ) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-    let tls = target.tls(false)?;
+    open_tls_alpn(target, tcp, began, deadline, stats, false).await
+}
+
+/// As [`open_tls`], offering `h2` by ALPN when `http2` (else `http/1.1`).
+pub async fn open_tls_alpn(
+    target: &crate::net::Target,
+    tcp: tokio::net::TcpStream,
+    began: Instant,
+    deadline: Instant,
+    stats: &Shared,
+    http2: bool,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tls = target.tls(http2)?;
     let hs = tokio_rustls::TlsConnector::from(tls).connect(target.server_name.clone(), tcp);
     match tokio::time::timeout_at(deadline.into(), hs).await {
         Ok(Ok(s)) => {

@@ -22,12 +22,19 @@ use crate::scenario::Scenario;
 
 pub mod arrivals;
 pub mod flood;
+pub mod h2_frames;
 pub mod handshake_flood;
 pub mod handshake_stall;
+pub mod header_bomb;
 pub mod hold;
 pub mod http;
 pub mod idle_keepalive;
 pub mod idle_tcp;
+pub mod malformed_json;
+pub mod oversize_body;
+pub mod probe;
+pub mod read_flood;
+pub mod replay;
 pub mod retry;
 pub mod slow_body;
 pub mod slow_read;
@@ -166,6 +173,12 @@ registry! {
     "handshake-flood" => HandshakeFlood(handshake_flood::HandshakeFlood),
     "slow-body" => SlowBody(slow_body::SlowBody),
     "slow-read" => SlowRead(slow_read::SlowRead),
+    "read-flood" => ReadFlood(read_flood::ReadFlood),
+    "oversize-body" => OversizeBody(oversize_body::OversizeBody),
+    "header-bomb" => HeaderBomb(header_bomb::HeaderBomb),
+    "malformed-json" => MalformedJson(malformed_json::MalformedJson),
+    "replay" => Replay(replay::Replay),
+    "h2-frames" => H2Frames(h2_frames::H2Frames),
 }
 
 impl Task {
