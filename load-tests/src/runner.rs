@@ -83,7 +83,11 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions) -> anyhow::Result<Report>
         (Some(key), Some(ca)) if audits => Some(Opening::fetch(s.target, ca, key).await),
         _ => None,
     };
-    let metrics_before = scrape(&target).await;
+    let metrics_before = if s.metrics {
+        Some(scrape(&target).await)
+    } else {
+        None
+    };
     let wants: Vec<(usize, bool)> = s
         .tasks
         .iter()
@@ -200,7 +204,10 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions) -> anyhow::Result<Report>
         }
         None => None,
     };
-    let server_metrics = ServerMetrics::of(metrics_before, scrape(&target).await);
+    let server_metrics = match metrics_before {
+        Some(before) => Some(ServerMetrics::of(before, scrape(&target).await)),
+        None => None,
+    };
     let audit = match opening {
         Some(Ok(o)) => {
             let roll = s.roll.as_deref().expect("audits only with a roll");
@@ -234,7 +241,7 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions) -> anyhow::Result<Report>
         verdict: Verdict::of(&tasks, &s.expect),
         tasks,
         series,
-        server_metrics: Some(server_metrics),
+        server_metrics,
         server_process,
         audit,
     })

@@ -75,6 +75,11 @@ pub struct Scenario {
     /// minute. A larger log fails the audit (it was not done) rather than passing unread.
     #[serde(default = "default_audit_max_entries")]
     pub audit_max_entries: u64,
+    /// Scrape the target's `/metrics` before and after the run, for the report's counter
+    /// deltas (default true). Off for a stand-in whose answers depend on how many requests
+    /// it has seen (the scrapes are requests too).
+    #[serde(default = "yes")]
+    pub metrics: bool,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
 }
