@@ -363,16 +363,22 @@ pub fn render(r: &RunView) -> String {
             if let Some(e) = &sm.error {
                 let _ = write!(h, "<p class=\"fail\">{}</p>", esc(e));
             }
+            // Histogram buckets stay in the JSON: their `_count` and `_sum` say enough here.
+            let rows: Vec<(&String, &f64)> = sm
+                .counter_deltas
+                .iter()
+                .filter(|(k, _)| !k.split('{').next().unwrap_or(k).ends_with("_bucket"))
+                .collect();
             let _ = write!(h, "<table><tr><th>series</th><th>after − before</th></tr>");
-            for (k, v) in sm.counter_deltas.iter().take(MAX_METRIC_ROWS) {
+            for (k, v) in rows.iter().take(MAX_METRIC_ROWS) {
                 let _ = write!(h, "<tr><td>{}</td><td>{v}</td></tr>", esc(k));
             }
             let _ = write!(h, "</table>");
-            if sm.counter_deltas.len() > MAX_METRIC_ROWS {
+            if rows.len() > MAX_METRIC_ROWS {
                 let _ = write!(
                     h,
                     "<p>{} more in the JSON</p>",
-                    sm.counter_deltas.len() - MAX_METRIC_ROWS
+                    rows.len() - MAX_METRIC_ROWS
                 );
             }
         }

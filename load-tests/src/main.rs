@@ -193,12 +193,14 @@ fn run(command: Command) -> anyhow::Result<Outcome> {
     };
     let report = rt.block_on(urna_sim::run_with(&s, &opts))?;
     print!("{}", report.human());
-    let value = serde_json::to_value(&report)?;
+    let text = serde_json::to_vec_pretty(&report)?;
     if let Some(path) = json {
-        std::fs::write(&path, serde_json::to_vec_pretty(&value)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        std::fs::write(&path, &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     if let Some(path) = html {
+        // Rendered from the JSON text, as `urna-sim report` renders a saved one: the same
+        // parse of the same floats, so the two pages are the same bytes.
+        let value: serde_json::Value = serde_json::from_slice(&text)?;
         std::fs::write(&path, urna_sim::html::render_json(&value)?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }

@@ -267,7 +267,10 @@ fn smoke_run_passes_its_audit_and_reports_series_metrics_and_html() {
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(0));
-    assert_eq!(std::fs::read_to_string(&again).unwrap(), page);
+    assert!(
+        std::fs::read_to_string(&again).unwrap() == page,
+        "urna-sim report renders another page than the run did"
+    );
 
     // A receipt whose entry the log does not hold (other bytes at a real index) fails the
     // audit; the real one at that index passes.
