@@ -55,6 +55,7 @@ pub fn presign(
     connections: usize,
     payload_bytes: usize,
     seq_base: u64,
+    seed: u64,
 ) -> Vec<Vec<Bytes>> {
     let v = voters.len();
     let threads = std::thread::available_parallelism()
@@ -65,10 +66,12 @@ pub fn presign(
         let mut handles = Vec::new();
         for t in 0..threads {
             handles.push(scope.spawn(move || {
-                let mut rng = rand::thread_rng();
                 let mut payload = vec![0u8; payload_bytes];
                 let mut mine = Vec::new();
                 for c in (t..connections).step_by(threads) {
+                    // One generator per connection, not per thread: the payloads do not
+                    // depend on how many cores signed them.
+                    let mut rng = crate::seed::rng(seed, "payload", c as u64);
                     let mut list = Vec::new();
                     for voter in (c..v).step_by(connections) {
                         let rounds = total / v + usize::from(voter < total % v);
@@ -105,7 +108,9 @@ mod tests {
             .map(|_| VoterSecret::generate_ed25519(&mut rng))
             .collect();
         let voters: Vec<&VoterSecret> = owned.iter().collect();
-        let lists = presign(&voters, "demo-2026", 30, 3, 16, 100);
+        let lists = presign(&voters, "demo-2026", 30, 3, 16, 100, 9);
+        assert_eq!(lists, presign(&voters, "demo-2026", 30, 3, 16, 100, 9));
+        assert_ne!(lists, presign(&voters, "demo-2026", 30, 3, 16, 100, 10));
         assert_eq!(lists.iter().map(Vec::len).sum::<usize>(), 30);
         for list in &lists {
             let mut last: std::collections::HashMap<String, u64> = Default::default();

@@ -16,15 +16,21 @@
 //! HTTP/1.1 client: pre-encoded requests, answers read in the lane's own task), [`report`].
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod ballots;
 pub mod h1;
+pub mod html;
 pub mod kinds;
+pub mod live;
 pub mod net;
+pub mod progress;
 pub mod receipts;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod seed;
+pub mod server;
 
 pub use report::{Report, TaskReport};
-pub use runner::run;
+pub use runner::{run, run_with, RunOptions};
 pub use scenario::{Scenario, Task};

@@ -35,9 +35,20 @@ impl ReceiptFault {
     }
 }
 
+/// A good receipt: where the voter's ballot is in the log, and the leaf hash of exactly
+/// the entry bytes the voter was given (what the closing audit looks for in the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    pub index: u64,
+    pub leaf: [u8; 32],
+}
+
+/// A receipt checked offline: good, or its fault.
+pub type Checked = Result<Logged, ReceiptFault>;
+
 /// Checks the receipt `answer` (a 2xx body) for the submission `sent` (the JSON body
-/// posted) under `verifier_key`; the entry's index in the log when it is good.
-pub fn check_receipt(answer: &[u8], sent: &[u8], verifier_key: &str) -> Result<u64, ReceiptFault> {
+/// posted) under `verifier_key`; where the entry is in the log when it is good.
+pub fn check_receipt(answer: &[u8], sent: &[u8], verifier_key: &str) -> Checked {
     let receipt: Receipt =
         serde_json::from_slice(answer).map_err(|e| ReceiptFault::Malformed(e.to_string()))?;
     let verified = verify_receipt(&receipt, verifier_key)?;
@@ -52,7 +63,10 @@ pub fn check_receipt(answer: &[u8], sent: &[u8], verifier_key: &str) -> Result<u
         ..Limits::default()
     };
     match parse_submission(sent, &limits) {
-        Ok(mine) if mine == logged.ballot => Ok(verified.index),
+        Ok(mine) if mine == logged.ballot => Ok(Logged {
+            index: verified.index,
+            leaf: urna::audit::proof::leaf_hash(&verified.entry),
+        }),
         _ => Err(ReceiptFault::NotOurs),
     }
 }
@@ -93,7 +107,12 @@ mod tests {
         let voter = VoterSecret::ed25519_from_seed(&[7; 32]);
         let sent = voter.sign_submission("demo-2026", 1, b"a ballot");
         let (receipt, key) = logged(&sent);
-        assert_eq!(check_receipt(&receipt, sent.as_bytes(), &key).unwrap(), 0);
+        assert_eq!(
+            check_receipt(&receipt, sent.as_bytes(), &key)
+                .unwrap()
+                .index,
+            0
+        );
         // Another ballot of the same voter: a valid receipt, but not for this one.
         let other = voter.sign_submission("demo-2026", 2, b"a ballot");
         let got = check_receipt(&receipt, other.as_bytes(), &key);

@@ -43,6 +43,9 @@ pub struct Stats {
     /// Hostile ballots the server accepted: a malformed or oversized submission answered
     /// 2xx, a replay answered 201 (logged again). Any fails the run's verdict.
     pub hostile_ballots: u64,
+    /// The task's live table (time series, progress), when these stats were made in the
+    /// task's scope ([`crate::live`]); every count below also goes there.
+    pub live: Option<std::sync::Arc<crate::live::LiveTask>>,
 }
 
 /// Most distinct keys of [`Stats::outcomes`]: the reactions include what the server says
@@ -83,7 +86,14 @@ pub struct ArrivalStats {
     pub receipts_verified: u64,
     /// Receipts that were not, by fault (`receipt_unverified`, `receipt_not_ours`, ...).
     pub receipt_faults: BTreeMap<String, u64>,
+    /// Where each good receipt's entry is, for the closing audit: at most
+    /// [`MAX_LOGGED_KEPT`] (40 bytes each); those past it are counted in `logged_not_kept`.
+    pub logged: Vec<crate::receipts::Logged>,
+    pub logged_not_kept: u64,
 }
+
+/// Good receipts kept for the closing audit, per task (40 MB at most).
+pub const MAX_LOGGED_KEPT: usize = 1_000_000;
 
 impl Default for ArrivalStats {
     fn default() -> Self {
@@ -99,6 +109,8 @@ impl Default for ArrivalStats {
             from_arrival_us: histogram(),
             receipts_verified: 0,
             receipt_faults: BTreeMap::new(),
+            logged: Vec::new(),
+            logged_not_kept: 0,
         }
     }
 }
@@ -128,9 +140,16 @@ impl ArrivalStats {
     }
 
     /// A receipt checked offline: good, or its fault.
-    pub fn receipt(&mut self, checked: Result<u64, crate::receipts::ReceiptFault>) {
+    pub fn receipt(&mut self, checked: crate::receipts::Checked) {
         match checked {
-            Ok(_) => self.receipts_verified += 1,
+            Ok(l) => {
+                self.receipts_verified += 1;
+                if self.logged.len() < MAX_LOGGED_KEPT {
+                    self.logged.push(l);
+                } else {
+                    self.logged_not_kept += 1;
+                }
+            }
             Err(f) => *self.receipt_faults.entry(f.code().to_owned()).or_default() += 1,
         }
     }
@@ -138,6 +157,9 @@ impl ArrivalStats {
     pub fn merge(&mut self, o: ArrivalStats) {
         self.arrived += o.arrived;
         self.receipts_verified += o.receipts_verified;
+        let room = MAX_LOGGED_KEPT.saturating_sub(self.logged.len());
+        self.logged_not_kept += o.logged_not_kept + o.logged.len().saturating_sub(room) as u64;
+        self.logged.extend(o.logged.into_iter().take(room));
         for (k, v) in o.receipt_faults {
             *self.receipt_faults.entry(k).or_default() += v;
         }
@@ -175,6 +197,7 @@ impl Default for Stats {
             arrivals: None,
             outcomes: BTreeMap::new(),
             hostile_ballots: 0,
+            live: crate::live::current(),
         }
     }
 }
@@ -191,6 +214,7 @@ impl Stats {
     /// Counts an answer's status and error code, without a latency (kinds that measure
     /// their own, e.g. from a voter's arrival).
     pub fn answered(&mut self, status: u16, body: &[u8]) {
+        self.status_live(status);
         *self.statuses.entry(status).or_default() += 1;
         if !(200..300).contains(&status) {
             if let Some(code) = error_code(body) {
@@ -201,11 +225,29 @@ impl Stats {
 
     /// Counts an answer's status only (no body to read, no latency to record).
     pub fn status(&mut self, status: u16) {
+        self.status_live(status);
         *self.statuses.entry(status).or_default() += 1;
+    }
+
+    fn status_live(&self, status: u16) {
+        if let Some(l) = &self.live {
+            l.record(crate::live::Outcome::Status(status));
+        }
+    }
+
+    /// A legitimate ballot accepted `latency` after it was due: into the live table's
+    /// per-second p99 (the final report has it from [`ArrivalStats`]).
+    pub fn legit_live(&self, latency: Duration) {
+        if let Some(l) = &self.live {
+            l.legit(latency);
+        }
     }
 
     /// Counts a failure of this kind; it is an I/O error too.
     pub fn fail(&mut self, kind: &str) {
+        if let Some(l) = &self.live {
+            l.record(crate::live::Outcome::Error);
+        }
         self.io_errors += 1;
         *self.failures.entry(kind.to_owned()).or_default() += 1;
     }
@@ -456,11 +498,43 @@ impl TaskReport {
 /// A whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Which run this is: scenario, seed, target, when.
+    pub meta: RunMeta,
     /// The open-files limit the run had, against what its tasks could hold.
     pub open_files: crate::runner::OpenFiles,
     pub tasks: Vec<TaskReport>,
     /// Whether the voters got what the scenario's `expect` asks (the exit code: 0 or 1).
     pub verdict: Verdict,
+    /// Each task's counts second by second, in the order of `tasks`.
+    pub series: Vec<crate::live::TaskSeries>,
+    /// The server's `/metrics` before and after, with the counters' deltas.
+    pub server_metrics: Option<crate::server::ServerMetrics>,
+    /// The server process sampled each second (`--server-pid`).
+    pub server_process: Option<ServerProcess>,
+    /// The closing audit of the target's log (absent: not audited; see `audit`, `roll`).
+    pub audit: Option<crate::audit::AuditReport>,
+}
+
+/// Which run a report is of.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct RunMeta {
+    pub scenario_path: Option<String>,
+    /// The scenario file's name without `.toml`.
+    pub scenario_name: Option<String>,
+    /// Replay the run with `--seed` this.
+    pub seed: u64,
+    pub target: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: u64,
+}
+
+/// The server process, sampled from `/proc` once a second.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct ServerProcess {
+    pub pid: u32,
+    pub samples: Vec<crate::server::ProcSample>,
 }
 
 /// The run judged against the scenario's `expect`.
@@ -633,6 +707,45 @@ impl Report {
                         "  from arrival to 2xx ms: p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
                         p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
                     );
+                }
+            }
+        }
+        if let Some(m) = &self.server_metrics {
+            match &m.error {
+                Some(e) => {
+                    let _ = writeln!(out, "server metrics: {e}");
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "server metrics: {} counters moved over the run (in the JSON report)",
+                        m.counter_deltas.len()
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "seed: {} (replay with --seed {})",
+            self.meta.seed, self.meta.seed
+        );
+        match &self.audit {
+            None => {
+                let _ = writeln!(out, "audit: not done (audit = false, or no roll)");
+            }
+            Some(a) if a.passed => {
+                let _ = writeln!(
+                    out,
+                    "AUDIT PASS: log {} -> {} entries, consistent, {} checked, no rule broken; {} receipts in the log as given",
+                    a.start_size, a.end_size, a.entries_checked, a.receipts_checked
+                );
+            }
+            Some(a) => {
+                for f in &a.failures {
+                    let _ = writeln!(out, "AUDIT FAIL: {f}");
+                }
+                for f in a.violation_examples.iter().chain(&a.receipt_examples) {
+                    let _ = writeln!(out, "  {f}");
                 }
             }
         }

@@ -6,16 +6,31 @@
 //! or an arriving voter's own deadline) or sooner when its work runs out: the simulator
 //! always stops by itself.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::audit::Opening;
 use crate::ballots::load_voters;
 use crate::kinds::{Plan, PlanContext, Window};
+use crate::live::{LiveTask, TAIL_S};
 use crate::net::{preflight, verifier_key, Target};
-use crate::report::{Report, Stats, TaskReport, Verdict};
+use crate::report::{Report, RunMeta, ServerProcess, Stats, TaskReport, Verdict};
 use crate::scenario::Scenario;
+use crate::server::{sample, scrape, ServerMetrics};
+
+/// What a run is given besides its scenario (the command line's).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The scenario file, for the report.
+    pub scenario_path: Option<PathBuf>,
+    /// The server's pid on this machine: its RSS and CPU are sampled each second.
+    pub server_pid: Option<u32>,
+    /// Show live progress (only where stdout is a terminal).
+    pub progress: bool,
+}
 
 /// File descriptors the process needs besides the tasks' sockets (stdio, the runtime's
 /// own, files read at start).
@@ -23,8 +38,28 @@ const SPARE_FDS: u64 = 64;
 
 /// Runs every task of `s` side by side and reports on each.
 pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
+    run_with(s, &RunOptions::default()).await
+}
+
+/// [`run`], with the command line's options.
+pub async fn run_with(s: &Scenario, opts: &RunOptions) -> anyhow::Result<Report> {
     // The plans below rely on the bounds (e.g. one lane per HTTP/1.1 connection).
     s.check()?;
+    // Every draw of the run comes from its seed: one is drawn, said and recorded when the
+    // scenario names none, so the run can be replayed.
+    let seeded;
+    let s = match s.seed {
+        Some(_) => s,
+        None => {
+            let mut c = s.clone();
+            let seed = crate::seed::random();
+            c.seed = Some(seed);
+            eprintln!("urna-sim: seed {seed} (replay this run with --seed {seed})");
+            seeded = c;
+            &seeded
+        }
+    };
+    let started_at = time::OffsetDateTime::now_utc();
     let sockets: usize = s.tasks.iter().map(|t| t.spec().max_sockets()).sum();
     let open_files = raise_open_files(sockets as u64 + SPARE_FDS);
     let target = Arc::new(Target::new(
@@ -34,8 +69,22 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
     )?);
     // Nothing is signed or opened against a target that is not there.
     let first = preflight(&target).await?;
-    let verifier_key: Option<Arc<str>> = if s.verify_receipts && s.voters.is_some() {
+    // The closing audit needs the roll (the rules) and a TLS target (the auditor's client).
+    let audits = s.audit && s.roll.is_some() && !s.plain && s.ca.is_some();
+    let checks_receipts = s.verify_receipts && s.voters.is_some();
+    let log_key: Option<Arc<str>> = if checks_receipts || audits {
         Some(verifier_key(&target, first).await?.into())
+    } else {
+        None
+    };
+    let verifier_key = log_key.clone().filter(|_| checks_receipts);
+    // The log as it is before anything is sent: the audit proves the end extends it.
+    let opening = match (&log_key, &s.ca) {
+        (Some(key), Some(ca)) if audits => Some(Opening::fetch(s.target, ca, key).await),
+        _ => None,
+    };
+    let metrics_before = if s.metrics {
+        Some(scrape(&target).await)
     } else {
         None
     };
@@ -85,20 +134,52 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
         start,
         deadline,
     };
+    // One live table per task, second 0 at `start`, long enough for the tail of answers.
+    let live: Vec<Arc<LiveTask>> = s
+        .tasks
+        .iter()
+        .map(|t| {
+            Arc::new(LiveTask::new(
+                t.name(),
+                start,
+                s.duration_s + TAIL_S,
+                t.spec().voters_wanted(s) > 0,
+            ))
+        })
+        .collect();
+    let progress = opts
+        .progress
+        .then(|| crate::progress::spawn(live.clone(), start, deadline));
+    let sampling = opts.server_pid.map(|pid| {
+        let until = deadline + Duration::from_secs(TAIL_S);
+        let max = (s.duration_s + TAIL_S) as usize;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let h = tokio::spawn(sample(pid, start, until, max, stop.clone()));
+        (pid, stop, h)
+    });
     let mut running = JoinSet::new();
     for (i, plan) in plans.into_iter().enumerate() {
         let target = target.clone();
+        let table = Some(live[i].clone());
         if plan.isolated() {
-            let done = run_isolated(format!("task-{i}"), plan, target, window)?;
+            let done = run_isolated(format!("task-{i}"), plan, target, window, table)?;
             running.spawn(async move { (i, done.await.unwrap_or_default()) });
         } else {
-            running.spawn(async move { (i, plan.run(target, window).await) });
+            running.spawn(crate::live::within(table, async move {
+                (i, plan.run(target, window).await)
+            }));
         }
     }
     let mut reports: Vec<Option<TaskReport>> = vec![None; s.tasks.len()];
+    let mut logged = Vec::new();
+    let mut logged_not_kept = 0u64;
     while let Some(done) = running.join_next().await {
-        let (i, stats) = done?;
+        let (i, mut stats) = done?;
         let t = &s.tasks[i];
+        if let Some(a) = stats.arrivals.as_mut() {
+            logged.append(&mut a.logged);
+            logged_not_kept += a.logged_not_kept;
+        }
         reports[i] = Some(TaskReport::new(
             t.name(),
             t.kind(),
@@ -106,12 +187,69 @@ pub async fn run(s: &Scenario) -> anyhow::Result<Report> {
             &stats,
         ));
     }
+    let ran_s = start.elapsed().as_secs_f64().ceil() as u64;
+    if let Some(p) = progress {
+        p.finish().await;
+    }
+    let ended_at = time::OffsetDateTime::now_utc();
+    let series = live.iter().map(|l| l.series(ran_s)).collect();
+    let server_process = match sampling {
+        Some((pid, stop, h)) => {
+            // The sampler sees the flag at its next tick (within a second).
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(ServerProcess {
+                pid,
+                samples: h.await.unwrap_or_default(),
+            })
+        }
+        None => None,
+    };
+    let server_metrics = match metrics_before {
+        Some(before) => Some(ServerMetrics::of(before, scrape(&target).await)),
+        None => None,
+    };
+    let audit = match opening {
+        Some(Ok(o)) => {
+            let roll = s.roll.as_deref().expect("audits only with a roll");
+            Some(
+                o.close(roll, &logged, logged_not_kept, s.audit_max_entries)
+                    .await,
+            )
+        }
+        Some(Err(e)) => Some(crate::audit::AuditReport {
+            failures: vec![e],
+            ..Default::default()
+        }),
+        None => None,
+    };
     let tasks: Vec<TaskReport> = reports.into_iter().flatten().collect();
     Ok(Report {
+        meta: RunMeta {
+            scenario_path: opts.scenario_path.as_ref().map(|p| p.display().to_string()),
+            scenario_name: opts
+                .scenario_path
+                .as_ref()
+                .and_then(|p| p.file_stem())
+                .map(|n| n.to_string_lossy().into_owned()),
+            seed: s.run_seed(),
+            target: s.target.to_string(),
+            started_at: rfc3339(started_at),
+            ended_at: rfc3339(ended_at),
+            duration_s: s.duration_s,
+        },
         open_files,
         verdict: Verdict::of(&tasks, &s.expect),
         tasks,
+        series,
+        server_metrics,
+        server_process,
+        audit,
     })
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// How many voter keys each task takes from the `available` loaded, given what each wants
@@ -160,13 +298,14 @@ fn run_isolated(
     plan: Box<dyn Plan>,
     target: Arc<Target>,
     window: Window,
+    live: Option<Arc<LiveTask>>,
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<Stats>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::Builder::new().name(name).spawn(move || {
-        let _ = tx.send(rt.block_on(plan.run(target, window)));
+        let _ = tx.send(rt.block_on(crate::live::within(live, plan.run(target, window))));
     })?;
     Ok(rx)
 }

@@ -55,8 +55,40 @@ pub struct Scenario {
     /// What the legitimate voters must get for the run to pass (exit 0).
     #[serde(default)]
     pub expect: Expect,
+    /// Seeds every random draw of the run (payloads, Poisson gaps, retry jitter): the same
+    /// seed sends the same ballots on the same schedule. Absent: one is drawn at random,
+    /// printed and recorded in the report, so the run can be replayed with `--seed`.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// The election's roll file (`urna roll generate`): the closing audit checks the log's
+    /// rules (listed keys, rising seqs) against it. Needed when the run audits and has voters.
+    #[serde(default)]
+    pub roll: Option<PathBuf>,
+    /// Audit the target's log after the run (default true): every receipt a voter got is in
+    /// the log with its exact bytes, the log grew consistently from the checkpoint seen at
+    /// start, and it breaks none of its rules (no hostile ballot logged). Exit 4 if not.
+    /// Off for a target that is not an Urna server.
+    #[serde(default = "yes")]
+    pub audit: bool,
+    /// Largest log the closing audit walks, in entries (default 200,000): at the server's
+    /// default read limit an audit reads ~3,800 entries/s, so this bounds it to about a
+    /// minute. A larger log fails the audit (it was not done) rather than passing unread.
+    #[serde(default = "default_audit_max_entries")]
+    pub audit_max_entries: u64,
+    /// Scrape the target's `/metrics` before and after the run, for the report's counter
+    /// deltas (default true). Off for a stand-in whose answers depend on how many requests
+    /// it has seen (the scrapes are requests too).
+    #[serde(default = "yes")]
+    pub metrics: bool,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
+}
+
+/// Most entries `audit_max_entries` may allow: an hour at the default read limit.
+pub const MAX_AUDIT_ENTRIES: u64 = 20_000_000;
+
+fn default_audit_max_entries() -> u64 {
+    200_000
 }
 
 /// The bounds a run's voters (every `voters` and `arrivals` task) must meet, else urna-sim
@@ -120,6 +152,7 @@ impl Scenario {
         let base = path.parent().unwrap_or(Path::new("."));
         s.ca = s.ca.map(|p| base.join(p));
         s.voters = s.voters.map(|p| base.join(p));
+        s.roll = s.roll.map(|p| base.join(p));
         Ok(s)
     }
 
@@ -152,7 +185,28 @@ impl Scenario {
         for t in &self.tasks {
             t.spec().check(self)?;
         }
+        if self.audit {
+            anyhow::ensure!(
+                !self.plain,
+                "the closing audit reads the log over TLS: set audit = false for a plain target"
+            );
+            anyhow::ensure!(
+                self.voters.is_none() || self.roll.is_some(),
+                "roll is required for the closing audit (the election's roll file, e.g. \
+                 data/roll.txt, or --roll), or set audit = false"
+            );
+            anyhow::ensure!(
+                (1..=MAX_AUDIT_ENTRIES).contains(&self.audit_max_entries),
+                "audit_max_entries must be in 1..={MAX_AUDIT_ENTRIES}"
+            );
+        }
         Ok(())
+    }
+
+    /// The run's seed; 0 before [`crate::runner::run`] has drawn one for a scenario that
+    /// names none.
+    pub fn run_seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
     }
 }
 
@@ -230,6 +284,12 @@ mod tests {
         s.ca = Some("cert.pem".into());
         s.voters = Some("voters.jsonl".into());
         s.duration_s = 5;
+        // Voters and the closing audit on (the default) need the roll, for its rules.
+        assert!(s.check().unwrap_err().to_string().contains("roll"));
+        s.roll = Some("roll.txt".into());
+        s.check().unwrap();
+        s.roll = None;
+        s.audit = false;
         s.check().unwrap();
     }
 

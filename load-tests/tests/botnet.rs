@@ -37,6 +37,7 @@ target = "{addr}"
 ca = "{d}/data/tls/cert.pem"
 voters = "{d}/voters.jsonl"
 election = "botnet-2026"
+audit = false
 settle_ms = 100
 "#
     );

@@ -36,6 +36,7 @@ target = "{addr}"
 ca = "{d}/data/tls/cert.pem"
 voters = "{d}/voters.jsonl"
 election = "keepalive-2026"
+audit = false
 duration_s = 4
 settle_ms = 100
 

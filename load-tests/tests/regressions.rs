@@ -99,6 +99,7 @@ plain = true
 duration_s = 2
 settle_ms = 0
 election = "e"
+audit = false
 [[task]]
 kind = "flood"
 name = "reads"
@@ -139,6 +140,9 @@ voters = "{}"
 duration_s = 10
 settle_ms = 0
 election = "e"
+audit = false
+# The stand-in alternates its answers by count: no scrape may take one.
+metrics = false
 [[task]]
 kind = "voters"
 name = "voters"
@@ -195,6 +199,7 @@ async fn a_refused_connection_ends_the_run_at_once_with_the_reason_and_exit_code
             r#"
 target = "127.0.0.1:{port}"
 election = "e"
+audit = false
 [[task]]
 kind = "voters"
 name = "voters"
@@ -270,6 +275,7 @@ target = "{addr}"
 ca = "{d}/data/tls/cert.pem"
 voters = "{d}/voters.jsonl"
 election = "regress-2026"
+audit = false
 duration_s = 3
 settle_ms = 100
 
@@ -360,6 +366,7 @@ voters = "{}"
 duration_s = 5
 settle_ms = 0
 election = "e"
+audit = false
 {expect}
 [[task]]
 kind = "voters"

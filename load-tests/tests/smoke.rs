@@ -37,6 +37,7 @@ target = "{addr}"
 ca = "{d}/data/tls/cert.pem"
 voters = "{d}/voters.jsonl"
 election = "smoke-2026"
+audit = false
 "#
     );
     let scenario: Scenario = toml::from_str(&format!(

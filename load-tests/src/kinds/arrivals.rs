@@ -32,7 +32,7 @@ use super::{
 use crate::ballots::{presign, seq_base};
 use crate::h1::{encode_request, Conn, H1Error};
 use crate::net::{tcp, Io, Target};
-use crate::receipts::{check_receipt, request_body, ReceiptFault};
+use crate::receipts::{check_receipt, request_body};
 use crate::report::{ArrivalStats, Stats};
 use crate::scenario::Scenario;
 
@@ -222,7 +222,16 @@ impl Kind for Arrivals {
         // the revoters' second ballots one seq higher.
         let base = seq_base();
         let election = &cx.scenario.election;
-        let firsts = presign(&mine, election, n, n, self.payload_bytes, base);
+        let seed = cx.scenario.run_seed();
+        let firsts = presign(
+            &mine,
+            election,
+            n,
+            n,
+            self.payload_bytes,
+            base,
+            crate::seed::mix(seed, &self.name, 0),
+        );
         let revoters: Vec<usize> = (0..n).filter(|&i| self.revotes(i)).collect();
         let again: Vec<&VoterSecret> = revoters.iter().map(|&i| mine[i]).collect();
         let seconds = presign(
@@ -232,6 +241,7 @@ impl Kind for Arrivals {
             again.len(),
             self.payload_bytes,
             base + 1,
+            crate::seed::mix(seed, &self.name, 1),
         );
         let mut revote: Vec<Option<Bytes>> = vec![None; n];
         for (&i, list) in revoters.iter().zip(seconds) {
@@ -246,6 +256,7 @@ impl Kind for Arrivals {
             .filter_map(|(i, ((at, first), revote))| {
                 let ballot = ballot_request(cx.host, first.first()?);
                 Some(Voter {
+                    jitter_seed: crate::seed::mix(seed, &format!("{}/jitter", self.name), i as u64),
                     at,
                     ip: pool.addr(i.wrapping_mul(VOTER_STRIDE)),
                     ballot,
@@ -278,6 +289,8 @@ struct Voter {
     /// The whole request, encoded.
     ballot: Bytes,
     revote: Option<Bytes>,
+    /// Seeds this voter's retry jitter (from the run's seed: a replay waits alike).
+    jitter_seed: u64,
 }
 
 /// How voters retry and when they give up.
@@ -354,12 +367,13 @@ struct Outcome {
     /// When the 2xx came.
     accepted_at: Option<Instant>,
     /// The first ballot's receipt, checked offline (when the run checks receipts).
-    receipt: Option<Result<u64, ReceiptFault>>,
+    receipt: Option<crate::receipts::Checked>,
 }
 
 impl Outcome {
     fn record(self, stats: &Shared, arrived: Instant) {
         let mut st = stats.lock();
+        let live = st.live.clone();
         let Some(a) = st.arrivals.as_mut() else {
             return;
         };
@@ -371,6 +385,9 @@ impl Outcome {
                 a.accepted_first_try += 1;
             }
             let at = self.accepted_at.unwrap_or_else(Instant::now);
+            if let Some(l) = &live {
+                l.legit(at.duration_since(arrived));
+            }
             a.from_arrival_us
                 .saturating_record(at.duration_since(arrived).as_micros().max(1) as u64);
         } else {
@@ -408,6 +425,7 @@ async fn vote(
     };
     let mut conn: Option<Conn<Io>> = None;
     let mut backoff = FIRST_BACKOFF;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(v.jitter_seed);
     // Bounded by max_retries (each pass either returns or spends a retry) and by give_up.
     'visit: loop {
         // Why this attempt failed, when it was the connection.
@@ -460,7 +478,7 @@ async fn vote(
             // Wait as told, spread by jitter so refused voters do not come back together.
             let told = Duration::from_secs(retry_after_s.unwrap_or(1));
             let wait = told
-                .mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+                .mul_f64(rng.gen_range(0.5..1.5))
                 .min(rules.max_retry_wait);
             if Instant::now() + wait >= give_up {
                 out.failure = Some("timeout");
@@ -480,7 +498,7 @@ async fn vote(
             return out;
         }
         out.retries += 1;
-        let pause = backoff.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
+        let pause = backoff.mul_f64(rng.gen_range(0.5..1.5));
         backoff = (backoff * 2).min(MAX_BACKOFF);
         if Instant::now() + pause >= give_up {
             out.failure = Some("timeout");
@@ -615,6 +633,7 @@ mod tests {
             voters = "voters.jsonl"
             duration_s = 5
             election = "e"
+            audit = false
             [[task]]
             kind = "arrivals"
             name = "a"

@@ -90,7 +90,12 @@ impl Kind for Flood {
     }
 
     fn plan(&self, cx: &mut PlanContext<'_>) -> anyhow::Result<Box<dyn Plan>> {
-        let (method, path, body) = flood_request(self.request, &cx.scenario.election, cx.voters)?;
+        let (method, path, body) = flood_request(
+            self.request,
+            &cx.scenario.election,
+            cx.voters,
+            crate::seed::mix(cx.scenario.run_seed(), &self.name, 0),
+        )?;
         let shape = Shape {
             connections: self.connections,
             streams: self.streams_per_connection,
@@ -111,6 +116,7 @@ fn flood_request(
     kind: FloodRequest,
     election: &str,
     voters: &[VoterSecret],
+    seed: u64,
 ) -> anyhow::Result<(Method, &'static str, Option<Bytes>)> {
     Ok(match kind {
         FloodRequest::GetElection => (Method::GET, "/v1/election", None),
@@ -141,7 +147,8 @@ fn flood_request(
             )
         }
         FloodRequest::Unlisted => {
-            let stranger = VoterSecret::generate_ed25519(&mut rand::thread_rng());
+            let stranger =
+                VoterSecret::generate_ed25519(&mut crate::seed::rng(seed, "stranger", 0));
             let body = stranger.sign_submission(election, 1, b"flood");
             (Method::POST, "/v1/ballots", Some(Bytes::from(body)))
         }

@@ -20,7 +20,7 @@ use crate::h1::{encode_request, H1Error};
 use crate::net::{
     connect, connect_h1, connect_h2, request, send_h2, H1Conn, H2Error, H2Sender, Sender, Target,
 };
-use crate::receipts::{check_receipt, request_body, ReceiptFault};
+use crate::receipts::{check_receipt, request_body};
 use crate::report::{ArrivalStats, Stats};
 
 /// A request lane's work, as the task describes it: pre-signed ballots (sent once each) or
@@ -104,6 +104,17 @@ pub struct HttpPlan {
     interval: Option<Duration>,
     /// Connections opened before the clock starts, one per entry of `conns`.
     ready: Vec<Option<Sender>>,
+    /// Seeds the lanes' retry jitter ([`HttpPlan::seeded`]; 0 unless set).
+    seed: u64,
+}
+
+impl HttpPlan {
+    /// Draws the lanes' retry jitter from `seed` (the run's, mixed with the task's name),
+    /// so a replay of the run waits alike.
+    pub fn seeded(mut self, seed: u64) -> HttpPlan {
+        self.seed = seed;
+        self
+    }
 }
 
 /// An HTTP task: `connections` connections from the pool, each with `streams` lanes of work
@@ -128,6 +139,7 @@ pub fn http_plan(shape: Shape, host: &str, mut work: impl FnMut() -> Work) -> Ht
             .map(|r| Duration::from_secs_f64(lanes as f64 / r)),
         shape,
         ready: Vec::new(),
+        seed: 0,
     }
 }
 
@@ -174,6 +186,7 @@ impl HttpPlan {
             shape,
             interval,
             mut ready,
+            seed,
         } = self;
         let mut set: JoinSet<Stats> = JoinSet::new();
         let total: usize = conns
@@ -202,6 +215,7 @@ impl HttpPlan {
                 pool: shape.pool,
                 slot,
                 slots,
+                seed,
             };
             match lanes {
                 Lanes::H1(wire) => {
@@ -221,7 +235,7 @@ impl HttpPlan {
                         retry: shape.retry,
                         verifier_key: shape.verifier_key.clone(),
                     };
-                    set.spawn(lane.run());
+                    set.spawn(crate::live::scoped(lane.run()));
                 }
                 Lanes::H2(works) => {
                     let sender = match sender {
@@ -231,7 +245,7 @@ impl HttpPlan {
                     let shared = Arc::new(Mutex::new((sender, 0usize)));
                     for work in works {
                         let at = first();
-                        set.spawn(lane_h2(
+                        set.spawn(crate::live::scoped(lane_h2(
                             target.clone(),
                             from,
                             shared.clone(),
@@ -241,7 +255,7 @@ impl HttpPlan {
                             window,
                             shape.retry,
                             shape.verifier_key.clone(),
-                        ));
+                        )));
                     }
                 }
             }
@@ -265,6 +279,8 @@ struct Addresses {
     pool: Pool,
     slot: usize,
     slots: usize,
+    /// The plan's seed, for the lane's jitter.
+    seed: u64,
 }
 
 /// When a lane's request `i` is due: at once (closed loop), or on its slot of the open
@@ -584,13 +600,14 @@ impl Stats {
 
     /// A voter's ballot accepted after `retries` retries, `latency` after it was due.
     fn accept(&mut self, retries: u32, latency: Duration) {
+        self.legit_live(latency);
         if let Some(a) = self.arrivals.as_mut() {
             a.accepted(retries, latency);
         }
     }
 
     /// A voter's receipt checked: good (the entry's index) or not.
-    fn receipt(&mut self, checked: Result<u64, ReceiptFault>) {
+    fn receipt(&mut self, checked: crate::receipts::Checked) {
         if let Some(a) = self.arrivals.as_mut() {
             a.receipt(checked);
         }
@@ -604,10 +621,10 @@ impl Stats {
     }
 }
 
-/// A lane's generator for retry jitter. Seeded from the lane's slot, so runs of one
-/// scenario wait alike.
+/// A lane's generator for retry jitter. Seeded from the run's seed and the lane's slot, so
+/// runs of one seed wait alike.
 fn lane_rng(from: &Addresses) -> StdRng {
-    StdRng::seed_from_u64(0x5eed_0000 ^ from.slot as u64)
+    StdRng::seed_from_u64(from.seed ^ 0x5eed_0000 ^ from.slot as u64)
 }
 
 /// One HTTP/2 lane: one stream of a connection shared with the connection's other lanes,

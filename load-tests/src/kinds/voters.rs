@@ -131,6 +131,7 @@ impl Kind for Voters {
             lanes,
             self.payload_bytes,
             seq_base(),
+            crate::seed::mix(cx.scenario.run_seed(), &self.name, 0),
         )
         .into_iter();
         let shape = Shape {
@@ -146,8 +147,12 @@ impl Kind for Voters {
             }),
             verifier_key: cx.verifier_key.clone(),
         };
-        Ok(Box::new(http_plan(shape, cx.host, || {
-            Work::Ballots(lists.next().unwrap_or_default())
-        })))
+        let seed = crate::seed::mix(cx.scenario.run_seed(), &self.name, 1);
+        Ok(Box::new(
+            http_plan(shape, cx.host, || {
+                Work::Ballots(lists.next().unwrap_or_default())
+            })
+            .seeded(seed),
+        ))
     }
 }
