@@ -51,6 +51,7 @@ async fn run(
 target = "{addr}"
 ca = "{d}/data/tls/cert.pem"
 voters = "{d}/voters.jsonl"
+roll = "{d}/roll.txt"
 election = "{election}"
 settle_ms = 100
 duration_s = 3
@@ -61,6 +62,10 @@ duration_s = 3
     scenario.check().unwrap();
     let report = urna_sim::run(&scenario).await.unwrap();
     println!("{}", report.human());
+    // Whatever the attack, the log at the end holds every voter's ballot as its receipt
+    // says, grew consistently, and holds no hostile ballot.
+    let audit = report.audit.as_ref().expect("the closing audit ran");
+    assert!(audit.passed, "closing audit: {:?}", audit.failures);
     report
 }
 
