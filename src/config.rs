@@ -333,6 +333,12 @@ pub struct LimitsConfig {
     pub h2_initial_connection_window_bytes: u32,
     /// Largest HTTP/2 frame we accept (16384..=16777215).
     pub h2_max_frame_bytes: u32,
+    /// PING and SETTINGS frames (not ACKs) one HTTP/2 connection may send at once, each
+    /// answered with a frame (CVE-2019-9512, -9515): past it, and past the refill below,
+    /// the connection is closed (`l3/h2_control_flood`). At least 1.
+    pub h2_control_frames_burst: u32,
+    /// ...refilled at this many a second. A browser sends one SETTINGS and the odd PING.
+    pub h2_control_frames_per_s: u32,
 
     // ---- L4 admission ----
     /// Ballot submissions per second from one source (IPv4 /32, IPv6 /64). A voter needs one.
@@ -573,6 +579,8 @@ impl Default for LimitsConfig {
             h2_initial_stream_window_bytes: 64 * 1024,
             h2_initial_connection_window_bytes: 1024 * 1024,
             h2_max_frame_bytes: 16 * 1024,
+            h2_control_frames_burst: 100,
+            h2_control_frames_per_s: 10,
             ballots_per_source_per_s: nz32(5),
             ballots_burst_per_source: nz32(10),
             ballots_per_prefix_per_s: nz32(100),
@@ -684,6 +692,9 @@ impl Config {
         }
         if l.max_header_bytes < 8192 {
             return invalid("limits.max_header_bytes", "must be at least 8192");
+        }
+        if l.h2_control_frames_burst == 0 {
+            return invalid("limits.h2_control_frames_burst", "must be above zero");
         }
         if !(16_384..=16_777_215).contains(&l.h2_max_frame_bytes) {
             return invalid("limits.h2_max_frame_bytes", "must be in 16384..=16777215");

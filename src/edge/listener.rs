@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use super::accept::AcceptGate;
 use super::backend::Backend;
 use super::conns::{ConnState, Phase};
+use super::h2control::ControlBudget;
 use super::handshakes::Handshakes;
 use super::metrics::reject;
 use super::overload::{Overload, Timeout};
@@ -51,6 +52,8 @@ pub struct Edge<B> {
     pub proxy_required: bool,
     /// Most boxed sources each listening socket's kernel filter drops (0: off).
     pub kernel_box_sources: usize,
+    /// Each HTTP/2 connection's budget of PINGs and SETTINGS: burst, per second.
+    pub h2_control: (u32, u32),
 }
 
 impl<B: Backend> Edge<B> {
@@ -75,6 +78,10 @@ impl<B: Backend> Edge<B> {
             trusted_proxies: server.trusted_proxies.clone(),
             proxy_required: server.proxy_protocol_required,
             kernel_box_sources: limits.penalty_box_kernel_sources,
+            h2_control: (
+                limits.h2_control_frames_burst,
+                limits.h2_control_frames_per_s,
+            ),
             front,
         }
     }
@@ -529,10 +536,12 @@ async fn serve_http<B: Backend, I>(
             async move { router::handle(&edge.front, &conn_state, req).await }
         })
     };
+    let (burst, per_s) = edge.h2_control;
     let io = Watched {
         io,
         conn: conn_state.clone(),
         h1,
+        control: ControlBudget::new(burst, per_s),
     };
     let conn = edge.http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -565,12 +574,20 @@ async fn serve_http<B: Backend, I>(
 }
 
 /// The connection's byte stream as hyper reads it: bytes arriving on an idle HTTP/1.1
-/// connection start the header phase (and its timeout) of the next request.
+/// connection start the header phase (and its timeout) of the next request, and an HTTP/2
+/// client's PINGs and SETTINGS are held to their budget ([`super::h2control`]).
 struct Watched<I> {
     io: I,
     conn: Arc<ConnState>,
     h1: bool,
+    control: ControlBudget,
 }
+
+/// The read error that ends a connection past its control-frame budget; counted once, as
+/// `l3/h2_control_flood`, not again as hyper's error.
+#[derive(Debug, thiserror::Error)]
+#[error("too many HTTP/2 PING or SETTINGS frames")]
+struct ControlFlood;
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
@@ -580,8 +597,15 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if self.h1 && buf.filled().len() > before && self.conn.phase() == Some(Phase::Idle) {
-            self.conn.set_phase(Phase::Headers);
+        if buf.filled().len() > before {
+            if self.h1 && self.conn.phase() == Some(Phase::Idle) {
+                self.conn.set_phase(Phase::Headers);
+            }
+            let this = &mut *self;
+            if !this.control.feed(&buf.filled()[before..]) {
+                reject("l3", "h2_control_flood");
+                return Poll::Ready(Err(std::io::Error::other(ControlFlood)));
+            }
         }
         polled
     }
@@ -614,6 +638,17 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 }
 
 fn count_http_error(e: &(dyn std::error::Error + 'static)) {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<ControlFlood>().is_some()
+            || s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<ControlFlood>())
+        {
+            return; // counted where it was found
+        }
+        source = s.source();
+    }
     let reason = match e.downcast_ref::<hyper::Error>() {
         Some(h) if h.is_timeout() => "header_timeout",
         Some(h) if h.is_parse_too_large() => "header_too_large",

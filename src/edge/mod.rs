@@ -8,6 +8,7 @@
 //! - [`overload`]  — pressure, and the timeouts that shrink with it.
 //! - [`penalty`]   — sources that kept sending after 429s, refused at accept for a while.
 //! - [`proxy`]     — PROXY protocol v2 from trusted balancers.
+//! - [`h2control`] — L3: a budget for the HTTP/2 PINGs and SETTINGS a client makes us answer.
 //! - [`tls`]       — L2's certificate: generation on first start, reload on SIGHUP.
 //! - [`plaintext`] — plain HTTP sent to the TLS port: a short 400 that says to use https.
 //! - [`router`]    — the HTTP front: routes and L4's checks before the body is read.
@@ -24,6 +25,7 @@ pub mod admission;
 pub mod backend;
 pub mod conns;
 pub mod cors;
+pub mod h2control;
 pub mod handshakes;
 pub mod listener;
 pub mod metrics;

@@ -126,6 +126,7 @@ pub const REJECTIONS: &[(&str, &[&str])] = &[
             "keep_alive_idle",
             "request_timeout",
             "close_grace_exceeded",
+            "h2_control_flood",
         ],
     ),
     (
