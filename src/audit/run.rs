@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use super::check::{
     bundle_path, bundle_prefix, bundles, diagnose_signature, parse_checkpoint_unverified,
     prepare_bundle, AuditError, LogAudit, PreparedBundle, Report, SignatureFailure,
@@ -31,9 +33,16 @@ pub const MAX_BUNDLE_BYTES: usize = 256 * (2 + 65_535);
 /// bundle, its level-0 tile and, once prepared, its decoded entries (~200 KB for 256
 /// ballots of 512-byte payloads): unclamped, 1,000 ahead took the audit of a 1,000,001-entry
 /// log to a max RSS of 336 MB (131 MB at 8); clamped here, 148 MB. Two cores are kept busy
-/// with far fewer (8 do it), so more buys no speed. A log of 16 MiB bundles (the largest
-/// allowed) still costs up to 64 × 16 MiB: the bound is in bundles, not bytes.
+/// with far fewer (8 do it), so more buys no speed. Bytes are bounded too: [`MAX_KIB_AHEAD`].
 pub const MAX_BUNDLES_AHEAD: usize = 64;
+/// What one bundle reserves while it is fetched: the largest bundle and tile, in KiB.
+const RESERVE_KIB: usize = (MAX_BUNDLE_BYTES + MAX_TILE_BYTES) / 1024 + 1;
+/// Memory the bundles in flight may hold together, whatever their size, in KiB: a bundle
+/// reserves the largest size allowed while it is fetched, then keeps three times what it
+/// really holds (its bytes, its tile, its decoded entries) until it is applied. An honest
+/// log's bundles (~150 KB) never reach it; a log of 16 MiB bundles is held to ~7 at once
+/// instead of 64 (~1 GiB).
+pub const MAX_KIB_AHEAD: usize = 128 * 1024;
 
 /// What to audit.
 pub struct AuditRequest {
@@ -118,6 +127,7 @@ pub async fn audit(req: AuditRequest) -> Result<Report, AuditError> {
     let started = Instant::now();
     let mut said = started;
     let ahead = req.bundles_ahead.clamp(1, MAX_BUNDLES_AHEAD);
+    let memory = Arc::new(Semaphore::new(MAX_KIB_AHEAD));
     // Bounded: each turn applies one bundle, and there are ceil(size / 256) of them.
     loop {
         while inflight.0.len() < ahead {
@@ -126,10 +136,18 @@ pub async fn audit(req: AuditRequest) -> Result<Report, AuditError> {
             };
             let src = src.clone();
             let save_to = save_to.clone();
+            let memory = memory.clone();
             let task_path = bundle_path(index, width);
             inflight.0.push_back((
                 task_path,
                 tokio::spawn(async move {
+                    // Tasks ask in the order they were spawned and the semaphore grants in
+                    // that order, so the oldest — the one the loop awaits — always gets its
+                    // share: no deadlock.
+                    let mut reserved = memory
+                        .acquire_many_owned(RESERVE_KIB as u32)
+                        .await
+                        .expect("the semaphore is never closed");
                     let (bundle, tile) = tokio::join!(
                         fetch_partial(&src, save_to.as_ref(), Kind::Entries, index, width),
                         fetch_partial(&src, save_to.as_ref(), Kind::Tile(0), index, width),
@@ -151,6 +169,12 @@ pub async fn audit(req: AuditRequest) -> Result<Report, AuditError> {
                     };
                     let bundle = served(bundle)?;
                     let tile = served(tile)?;
+                    let held =
+                        bundle.as_ref().map_or(0, Vec::len) + tile.as_ref().map_or(0, Vec::len);
+                    let keep = (3 * held / 1024 + 1).min(RESERVE_KIB);
+                    // The rest of the reservation goes back now.
+                    let permit = reserved.split(keep).expect("keep <= reserved");
+                    drop(reserved);
                     let mut prepared = tokio::task::spawn_blocking(move || {
                         prepare_bundle(index, width, bundle.as_deref(), tile.as_deref())
                     })
@@ -161,14 +185,14 @@ pub async fn audit(req: AuditRequest) -> Result<Report, AuditError> {
                     })?;
                     missing.append(&mut prepared.violations);
                     prepared.violations = missing;
-                    Ok::<PreparedBundle, AuditError>(prepared)
+                    Ok::<_, AuditError>((prepared, permit))
                 }),
             ));
         }
         let Some((task_path, next)) = inflight.0.pop_front() else {
             break;
         };
-        let prepared = next.await.map_err(|e| AuditError::Fetch {
+        let (prepared, _held) = next.await.map_err(|e| AuditError::Fetch {
             path: task_path,
             reason: format!("its fetch task failed: {e}"),
         })??;
@@ -307,14 +331,13 @@ async fn fetch_partial(
     }
 }
 
+/// A bundle being fetched and prepared, with the memory it holds until it is applied.
+type BundleTask =
+    tokio::task::JoinHandle<Result<(PreparedBundle, OwnedSemaphorePermit), AuditError>>;
+
 /// The bundles being fetched and prepared; aborted if the audit stops early.
 /// Each with the path of its bundle, for messages.
-struct Inflight(
-    VecDeque<(
-        String,
-        tokio::task::JoinHandle<Result<PreparedBundle, AuditError>>,
-    )>,
-);
+struct Inflight(VecDeque<(String, BundleTask)>);
 
 impl Drop for Inflight {
     fn drop(&mut self) {
