@@ -139,6 +139,8 @@ pub enum Ended {
     TimedOut,
     /// Its source was put in the penalty box.
     Penalized,
+    /// It sent more HTTP/2 PINGs or SETTINGS than its budget ([`super::h2control`]).
+    Flooded,
 }
 
 /// One connection's shared state: the table, the overload manager, the HTTP front and the
@@ -209,6 +211,7 @@ impl ConnState {
             1 => Some(Ended::Reclaimed),
             2 => Some(Ended::TimedOut),
             3 => Some(Ended::Penalized),
+            4 => Some(Ended::Flooded),
             _ => None,
         }
     }
@@ -219,6 +222,7 @@ impl ConnState {
             Ended::Reclaimed => 1,
             Ended::TimedOut => 2,
             Ended::Penalized => 3,
+            Ended::Flooded => 4,
         };
         if self
             .ended

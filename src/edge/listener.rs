@@ -583,12 +583,6 @@ struct Watched<I> {
     control: ControlBudget,
 }
 
-/// The read error that ends a connection past its control-frame budget; counted once, as
-/// `l3/h2_control_flood`, not again as hyper's error.
-#[derive(Debug, thiserror::Error)]
-#[error("too many HTTP/2 PING or SETTINGS frames")]
-struct ControlFlood;
-
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -601,10 +595,14 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
             if self.h1 && self.conn.phase() == Some(Phase::Idle) {
                 self.conn.set_phase(Phase::Headers);
             }
-            let this = &mut *self;
-            if !this.control.feed(&buf.filled()[before..]) {
+            if !self.control.feed(&buf.filled()[before..]) {
+                // Ended through the table, as a reclaim or a timeout is: the connection's
+                // task drops it at once, and hyper, never woken again, counts no error of
+                // its own (h2 keeps only an io error's kind, so a read error here was
+                // counted twice, once more as `protocol_error`).
                 reject("l3", "h2_control_flood");
-                return Poll::Ready(Err(std::io::Error::other(ControlFlood)));
+                self.conn.end(super::conns::Ended::Flooded);
+                return Poll::Pending;
             }
         }
         polled
@@ -638,17 +636,6 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 }
 
 fn count_http_error(e: &(dyn std::error::Error + 'static)) {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if s.downcast_ref::<ControlFlood>().is_some()
-            || s.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .is_some_and(|inner| inner.is::<ControlFlood>())
-        {
-            return; // counted where it was found
-        }
-        source = s.source();
-    }
     let reason = match e.downcast_ref::<hyper::Error>() {
         Some(h) if h.is_timeout() => "header_timeout",
         Some(h) if h.is_parse_too_large() => "header_too_large",
